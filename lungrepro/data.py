@@ -155,22 +155,27 @@ def _metadata(row, src: CTSource) -> dict:
                 center_mm=np.array([row.cz, row.cy, row.cx], np.float32),
                 annotation_ids=np.asarray(row.annotation_ids, np.int64), source=np.str_(src.name))
 
-def extract_nodules(nodules: pd.DataFrame, src: CTSource, kind: str = 'cube', size: int = 64,
-                    out: Path|None = None, progress: bool = True) -> list[Path]:
-    "Extract (or reuse) one `.npz` per nodule; returns their paths in the table's order."
-    if kind not in KINDS: raise ValueError(f"unknown extraction {kind!r}: use one of {list(KINDS)}")
-    out = Path(out) if out is not None else extraction_dir(kind, size, src.name, getattr(src, 'seed', 0))
-    out.mkdir(parents=True, exist_ok=True)
+def extract_nodules(nodules: pd.DataFrame, src: CTSource, specs: dict = {'cube': 64},
+                    out: Path|None = None, progress: bool = True) -> dict[str, list[Path]]:
+    "Extract (or reuse) one `.npz` per nodule for each `kind: size` in `specs`; paths per kind, in table order."
+    for kind in specs:
+        if kind not in KINDS: raise ValueError(f"unknown extraction {kind!r}: use one of {list(KINDS)}")
+    if out is not None and len(specs) > 1: raise ValueError("`out` takes a single kind of extraction")
+    seed = getattr(src, 'seed', 0)
+    outs = {k: Path(out) if out is not None else extraction_dir(k, n, src.name, seed) for k, n in specs.items()}
+    for o in outs.values(): o.mkdir(parents=True, exist_ok=True)
     todo = [sid for sid, g in nodules.groupby('scan_id', sort=False)
-            if not all(nodule_file(out, r).exists() for r in g.itertuples())]
+            if not all(nodule_file(o, r).exists() for o in outs.values() for r in g.itertuples())]
     for sid in progress_bar(todo, display=progress and len(todo) > 0):
-        g = nodules[nodules.scan_id == sid]
-        vol = src.load(get_scan(int(sid)))
-        for r in g.itertuples():
-            if nodule_file(out, r).exists(): continue
-            arrays = KINDS[kind](vol, nodule_masks(get_annotations(r.annotation_ids)), (r.cz, r.cy, r.cx), size)
-            save_npz(nodule_file(out, r), **arrays, **_metadata(r, src))
-    return [nodule_file(out, r) for r in nodules.itertuples()]
+        vol = src.load(get_scan(int(sid)))   # one volume per scan, shared by every kind
+        for r in nodules[nodules.scan_id == sid].itertuples():
+            nm = None
+            for kind, size in specs.items():
+                if nodule_file(outs[kind], r).exists(): continue
+                nm = nm or nodule_masks(get_annotations(r.annotation_ids))
+                arrays = KINDS[kind](vol, nm, (r.cz, r.cy, r.cx), size)
+                save_npz(nodule_file(outs[kind], r), **arrays, **_metadata(r, src))
+    return {k: [nodule_file(o, r) for r in nodules.itertuples()] for k, o in outs.items()}
 
 # %% ../nbs/03_data.ipynb
 def all_nodules(n_scans: int|None = None) -> pd.DataFrame:

@@ -28,19 +28,19 @@ def test_killed_run_leaves_no_partial_file_and_resumes(nodules, tmp_path, monkey
         real_save(path, **arrays)
     monkeypatch.setattr(data, 'save_npz', dying_save)
     with pytest.raises(KeyboardInterrupt):
-        data.extract_nodules(nodules, src, 'cube', 16, out=tmp_path, progress=False)
+        data.extract_nodules(nodules, src, {'cube': 16}, out=tmp_path, progress=False)
     monkeypatch.setattr(data, 'save_npz', real_save)
     files = sorted(tmp_path.iterdir())
     assert len(files) == 1 and files[0].suffix == '.npz'          # the finished one, no temporary leftovers
     load_npz(files[0])
-    paths = data.extract_nodules(nodules, src, 'cube', 16, out=tmp_path, progress=False)
+    paths = data.extract_nodules(nodules, src, {'cube': 16}, out=tmp_path, progress=False)['cube']
     assert len(paths) == len(nodules) and all(p.exists() for p in paths)
     loads = src.loads
-    data.extract_nodules(nodules, src, 'cube', 16, out=tmp_path, progress=False)
+    data.extract_nodules(nodules, src, {'cube': 16}, out=tmp_path, progress=False)
     assert src.loads == loads                                      # the cached rerun loads no volume
 
 def test_crops_carry_every_annotators_mask(nodules, tmp_path):
-    paths = data.extract_nodules(nodules, FlatSource(), 'crop', 50, out=tmp_path, progress=False)
+    paths = data.extract_nodules(nodules, FlatSource(), {'crop': 50}, out=tmp_path, progress=False)['crop']
     for p, r in zip(paths, nodules.itertuples()):
         c = load_npz(p)
         assert c['masks'].shape == (r.agreement, 50, 50) and c['hu'].shape == (50, 50)
@@ -48,4 +48,11 @@ def test_crops_carry_every_annotators_mask(nodules, tmp_path):
 
 def test_unknown_kind(nodules, tmp_path):
     with pytest.raises(ValueError, match='unknown extraction'):
-        data.extract_nodules(nodules, FlatSource(), 'sphere', 16, out=tmp_path)
+        data.extract_nodules(nodules, FlatSource(), {'sphere': 16}, out=tmp_path)
+
+def test_one_volume_per_scan_for_several_kinds(nodules, monkeypatch, tmp_path):
+    monkeypatch.setenv('LUNGREPRO_CACHE', str(tmp_path))
+    src = FlatSource()
+    paths = data.extract_nodules(nodules, src, {'cube': 16, 'crop': 32}, progress=False)
+    assert src.loads == nodules.scan_id.nunique()
+    assert paths['cube'][0].parent != paths['crop'][0].parent and all(p.exists() for v in paths.values() for p in v)
