@@ -127,9 +127,9 @@ def lung_box(hu: np.ndarray) -> tuple:
     keep = [i for _, i in sorted(sizes, reverse=True)[:2]]
     if not keep: return slice(0, hu.shape[0]), slice(0, hu.shape[1])
     rr, cc = np.nonzero(np.isin(lab, keep))
-    side = max(rr.ptp(), cc.ptp()) + 1
-    cy, cx = (rr.min() + rr.max()) // 2, (cc.min() + cc.max()) // 2
-    y0 = int(np.clip(cy - side // 2, 0, hu.shape[0] - side)); x0 = int(np.clip(cx - side // 2, 0, hu.shape[1] - side))
+    side = max(np.ptp(rr), np.ptp(cc)) + 1
+    y0 = int(np.clip(rr.min() - (side - np.ptp(rr) - 1) // 2, 0, hu.shape[0] - side))
+    x0 = int(np.clip(cc.min() - (side - np.ptp(cc) - 1) // 2, 0, hu.shape[1] - side))
     return slice(y0, y0 + side), slice(x0, x0 + side)
 
 def resize2d(img: np.ndarray, size: int, order: int = 1) -> np.ndarray:
