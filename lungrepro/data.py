@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_data.ipynb 2
 from __future__ import annotations
-import time
+import time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 import scipy.ndimage as ndi
@@ -14,9 +14,9 @@ from .lidc import (CTVolume, CTSource, LIDCSource, NoduleMasks, nodule_masks, ge
                             annotation_table, nodule_table, masks_on_volume, fixtures_path, all_scans)
 
 # %% auto 0
-__all__ = ['HU_WINDOW', 'CUBE_MM', 'KINDS', 'ct_source', 'window', 'cube_axes', 'sample_volume', 'sample_masks', 'extract_cube',
-           'slice_masks', 'extract_crop', 'ScanSlices', 'lung_box', 'resize2d', 'extraction_dir', 'nodule_file',
-           'extract_nodules', 'all_nodules', 'image_nodules', 'make_folds', 'shared_folds', 'fold_role']
+__all__ = ['HU_WINDOW', 'CUBE_MM', 'KINDS', 'FORMAT', 'ct_source', 'window', 'cube_axes', 'sample_volume', 'sample_masks',
+           'extract_cube', 'slice_masks', 'extract_crop', 'ScanSlices', 'lung_box', 'resize2d', 'extraction_dir',
+           'nodule_file', 'extract_nodules', 'all_nodules', 'image_nodules', 'make_folds', 'shared_folds', 'fold_role']
 
 # %% ../nbs/03_data.ipynb
 def ct_source(name: str, seed: int = 0, path=None) -> CTSource:
@@ -138,10 +138,11 @@ def resize2d(img: np.ndarray, size: int, order: int = 1) -> np.ndarray:
 
 # %% ../nbs/03_data.ipynb
 KINDS = {'cube': extract_cube, 'crop': extract_crop}
+FORMAT = 2   # the .npz layout; bumping it gives new cache folders, so old files are never read as current
 
 def extraction_dir(kind: str, size: int, source: str, seed: int = 0) -> Path:
     "The cache folder for one kind of extraction and its parameters."
-    return cache_dir()/f'{kind}s'/f'{source}-{size}-{params_key(kind=kind, size=size, source=source, seed=seed, side=CUBE_MM)}'
+    return cache_dir()/f'{kind}s'/f'{source}-{size}-{params_key(kind=kind, size=size, source=source, seed=seed, side=CUBE_MM, format=FORMAT)}'
 
 def nodule_file(out: Path, row) -> Path:
     "The `.npz` of one nodule in an extraction folder."
@@ -169,12 +170,15 @@ def extract_nodules(nodules: pd.DataFrame, src: CTSource, specs: dict = {'cube':
     for sid in progress_bar(todo, display=progress and len(todo) > 0):
         vol = src.load(get_scan(int(sid)))   # one volume per scan, shared by every kind
         for r in nodules[nodules.scan_id == sid].itertuples():
-            nm = None
-            for kind, size in specs.items():
-                if nodule_file(outs[kind], r).exists(): continue
-                nm = nm or nodule_masks(get_annotations(r.annotation_ids))
-                arrays = KINDS[kind](vol, nm, (r.cz, r.cy, r.cx), size)
-                save_npz(nodule_file(outs[kind], r), **arrays, **_metadata(r, src))
+            missing = [k for k in specs if not nodule_file(outs[k], r).exists()]
+            if not missing: continue
+            nm = nodule_masks(get_annotations(r.annotation_ids))
+            coverage = np.float32(len(masks_on_volume(vol, nm)[1]) / len(nm.z))
+            if coverage < 1: warnings.warn(f"{r.patient_id} nodule {r.nodule}: only {coverage:.0%} of its slices are in the "
+                                           f"{src.name} volume (partial series); the rest of its cube reads -1000 HU")
+            for kind in missing:
+                arrays = KINDS[kind](vol, nm, (r.cz, r.cy, r.cx), specs[kind])
+                save_npz(nodule_file(outs[kind], r), **arrays, **_metadata(r, src), coverage=coverage)
     return {k: [nodule_file(o, r) for r in nodules.itertuples()] for k, o in outs.items()}
 
 # %% ../nbs/03_data.ipynb

@@ -13,9 +13,9 @@ from .core import cache_dir, save_csv, lidc_path, LIDCPathError
 
 # %% auto 0
 __all__ = ['CHARACTERISTICS', 'texture_class', 'equivalent_radius', 'get_scan', 'all_scans', 'slice_index_to_z',
-           'annotation_table', 'nodule_table', 'EmptyAnnotationError', 'NoduleMasks', 'get_annotations', 'nodule_masks',
-           'CTVolume', 'CTSource', 'ScanNotFoundError', 'CorruptDicomError', 'LIDCSource', 'masks_on_volume',
-           'fixtures_path']
+           'scan_annotations', 'annotation_table', 'nodule_table', 'EmptyAnnotationError', 'NoduleMasks',
+           'get_annotations', 'nodule_masks', 'CTVolume', 'CTSource', 'ScanNotFoundError', 'CorruptDicomError',
+           'LIDCSource', 'masks_on_volume', 'fixtures_path']
 
 # %% ../nbs/01_lidc.ipynb
 with warnings.catch_warnings():
@@ -56,7 +56,8 @@ def slice_index_to_z(scan_z, k):
     scan_z = np.asarray(scan_z, float)
     return np.interp(k, np.arange(len(scan_z)), scan_z)
 
-def _annotation_rows(scan) -> list[dict]:
+def scan_annotations(scan) -> list[dict]:
+    "The annotation rows of one scan (clustered now, not cached)."
     rows = []
     zs, ps = np.asarray(scan.slice_zvals, float), float(scan.pixel_spacing)
     for n, anns in enumerate(scan.cluster_annotations(verbose=False)):
@@ -72,7 +73,7 @@ def _annotation_rows(scan) -> list[dict]:
     return rows
 
 def _rows_of_scans(scan_ids) -> list[dict]:
-    return [r for i in scan_ids for r in _annotation_rows(get_scan(int(i)))]
+    return [r for i in scan_ids for r in scan_annotations(get_scan(int(i)))]
 
 def annotation_table(n_scans: int|None = None, progress: bool = True, n_jobs: int = -1) -> pd.DataFrame:
     "One row per annotation of the first `n_scans` scans (all 1,018 by default), cached."

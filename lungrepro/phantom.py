@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, asdict
 import numpy as np, pandas as pd
 import scipy.ndimage as ndi
 from .lidc import CTVolume, CTSource, NoduleMasks, nodule_masks, get_annotations, nodule_table
-from .lidc import _annotation_rows     # the per-scan rows that `annotation_table` caches for all scans
+from .lidc import scan_annotations     # the per-scan rows that `annotation_table` caches for all scans
 
 # %% auto 0
 __all__ = ['LAYOUT', 'STRUCTURES', 'HILA', 'PhantomParams', 'superellipse', 'chest_layout', 'z_profiles', 'lung_rho',
@@ -116,7 +116,7 @@ def lung_rho(u, v, lay: dict, side: int, alpha) -> np.ndarray:
 # %% ../nbs/02_phantom.ipynb
 def scan_nodules(scan) -> tuple:
     "The scan's nodule table (rows of `nodule_table`) and every nodule's `NoduleMasks`."
-    rows = _annotation_rows(scan)
+    rows = scan_annotations(scan)
     if not rows: return pd.DataFrame(), []
     nods = nodule_table(pd.DataFrame(rows))
     return nods, [nodule_masks(get_annotations(ids)) for ids in nods.annotation_ids]

@@ -55,3 +55,13 @@ def test_cli_reports_wrong_path(tmp_path):
                         '--patients', 'LIDC-IDRI-0001', '--out', str(tmp_path/'o')], capture_output=True, text=True)
     assert r.returncode != 0 and 'nope' in r.stderr and 'Traceback' not in r.stderr
     assert not (tmp_path/'o').exists() or not list((tmp_path/'o').iterdir())
+
+def test_partial_series_is_flagged(lidc_fixtures, tmp_path):
+    "LIDC-IDRI-0002's fixture holds only the upper part of its nodule: the cube says so and warns."
+    from lungrepro.data import extract_nodules
+    nod = nodule_table(annotation_table())
+    nod = nod[nod.patient_id.isin(['LIDC-IDRI-0001', 'LIDC-IDRI-0002']) & (nod.agreement >= 2)]
+    with pytest.warns(UserWarning, match='LIDC-IDRI-0002'):
+        paths = extract_nodules(nod, LIDCSource(lidc_fixtures), {'cube': 32}, out=tmp_path, progress=False)['cube']
+    cov = {str(load_npz(p)['patient_id']): float(load_npz(p)['coverage']) for p in paths}
+    assert cov['LIDC-IDRI-0001'] == 1.0 and 0 < cov['LIDC-IDRI-0002'] < 1
