@@ -69,9 +69,8 @@ def results_dir(scale: str|Scale, source: str) -> Path:
 
 def figures_dir(scale: str|Scale) -> Path:
     "Where tables and figures go: `figures/` except at smoke scale."
-    if os.environ.get('LUNGREPRO_FIGURES'): d = Path(os.environ['LUNGREPRO_FIGURES'])
-    elif get_scale(scale).name == 'smoke': d = runs_dir()/'smoke'/'figures'
-    else: d = _base('LUNGREPRO_FIGURES_ROOT', 'figures')
+    smoke = get_scale(scale).name == 'smoke' and not os.environ.get('LUNGREPRO_FIGURES')
+    d = runs_dir()/'smoke'/'figures' if smoke else _base('LUNGREPRO_FIGURES', 'figures')
     d.mkdir(parents=True, exist_ok=True)
     return d
 

@@ -157,7 +157,7 @@ def _metadata(row, src: CTSource) -> dict:
                 annotation_ids=np.asarray(row.annotation_ids, np.int64), source=np.str_(src.name))
 
 def extract_nodules(nodules: pd.DataFrame, src: CTSource, specs: dict = {'cube': 64},
-                    out: Path|None = None, progress: bool = True) -> dict[str, list[Path]]:
+                    out: Path|None = None, progress: bool = True, volume_times: list|None = None) -> dict[str, list[Path]]:
     "Extract (or reuse) one `.npz` per nodule for each `kind: size` in `specs`; paths per kind, in table order."
     for kind in specs:
         if kind not in KINDS: raise ValueError(f"unknown extraction {kind!r}: use one of {list(KINDS)}")
@@ -168,7 +168,9 @@ def extract_nodules(nodules: pd.DataFrame, src: CTSource, specs: dict = {'cube':
     todo = [sid for sid, g in nodules.groupby('scan_id', sort=False)
             if not all(nodule_file(o, r).exists() for o in outs.values() for r in g.itertuples())]
     for sid in progress_bar(todo, display=progress and len(todo) > 0):
+        t0 = time.perf_counter()
         vol = src.load(get_scan(int(sid)))   # one volume per scan, shared by every kind
+        if volume_times is not None: volume_times.append((int(sid), vol.hu.shape[0], time.perf_counter() - t0))
         for r in nodules[nodules.scan_id == sid].itertuples():
             missing = [k for k in specs if not nodule_file(outs[k], r).exists()]
             if not missing: continue

@@ -15,7 +15,7 @@ from .core import cache_dir, save_csv, lidc_path, LIDCPathError
 __all__ = ['CHARACTERISTICS', 'texture_class', 'equivalent_radius', 'get_scan', 'all_scans', 'slice_index_to_z',
            'scan_annotations', 'annotation_table', 'nodule_table', 'EmptyAnnotationError', 'NoduleMasks',
            'get_annotations', 'nodule_masks', 'CTVolume', 'CTSource', 'ScanNotFoundError', 'CorruptDicomError',
-           'LIDCSource', 'masks_on_volume', 'fixtures_path']
+           'LIDCSource', 'box_in_image', 'masks_on_volume', 'fixtures_path']
 
 # %% ../nbs/01_lidc.ipynb
 with warnings.catch_warnings():
@@ -220,17 +220,20 @@ class LIDCSource(CTSource):
                         meta=dict(folder=str(folder), missing_slices=missing, partial=missing > 0))
 
 # %% ../nbs/01_lidc.ipynb
+def box_in_image(nm: NoduleMasks, hw: tuple) -> tuple:
+    "Rows and columns of `nm`'s box clipped to an image of shape `hw`, and the same region's rows and columns in the box."
+    Y, X = nm.masks.shape[2:]
+    rs, cs = slice(max(nm.y0, 0), min(nm.y0 + Y, hw[0])), slice(max(nm.x0, 0), min(nm.x0 + X, hw[1]))
+    return rs, cs, slice(rs.start - nm.y0, rs.stop - nm.y0), slice(cs.start - nm.x0, cs.stop - nm.x0)
+
 def masks_on_volume(vol: CTVolume, nm: NoduleMasks) -> tuple:
     "Masks of `nm` on `vol`'s slices: (masks (A, K, Y, X), slice indices K, row slice, column slice)."
     ks, keep = [], []
     for t, z in enumerate(nm.z):
         k = vol.slice_at(z)
         if k is not None: ks.append(k); keep.append(t)
-    Y, X = nm.masks.shape[2:]
-    H, W = vol.hu.shape[1:]
-    rs, cs = slice(max(nm.y0, 0), min(nm.y0 + Y, H)), slice(max(nm.x0, 0), min(nm.x0 + X, W))
-    m = nm.masks[:, keep][:, :, rs.start - nm.y0:rs.stop - nm.y0, cs.start - nm.x0:cs.stop - nm.x0]
-    return m, np.array(ks, int), rs, cs
+    rs, cs, ri, ci = box_in_image(nm, vol.hu.shape[1:])
+    return nm.masks[:, keep][:, :, ri, ci], np.array(ks, int), rs, cs
 
 # %% ../nbs/01_lidc.ipynb
 def fixtures_path() -> Path|None:

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field, asdict
 import numpy as np, pandas as pd
 import scipy.ndimage as ndi
-from .lidc import CTVolume, CTSource, NoduleMasks, nodule_masks, get_annotations, nodule_table
+from .lidc import CTVolume, CTSource, NoduleMasks, nodule_masks, get_annotations, nodule_table, box_in_image
 from .lidc import scan_annotations     # the per-scan rows that `annotation_table` caches for all scans
 
 # %% auto 0
@@ -416,10 +416,8 @@ def nodule_density(masks, mean_texture: float, spacing, rng, params: PhantomPara
 
 def _box(nm: NoduleMasks, z, shape) -> tuple:
     "Slice indices of the masks' z, their row/column slices clipped to the image, and the matching slices of the box."
-    ks = np.searchsorted(z, nm.z - 1e-3)
-    Y, X = nm.masks.shape[2:]
-    rs, cs = slice(max(nm.y0, 0), min(nm.y0 + Y, shape[1])), slice(max(nm.x0, 0), min(nm.x0 + X, shape[2]))
-    return ks, rs, cs, (slice(rs.start - nm.y0, rs.stop - nm.y0), slice(cs.start - nm.x0, cs.stop - nm.x0))
+    rs, cs, ri, ci = box_in_image(nm, shape[1:])
+    return np.searchsorted(z, nm.z - 1e-3), rs, cs, (ri, ci)
 
 def draw_nodule(hu, nm: NoduleMasks, d, z, solid: float = 80.):
     "Blend nodule tissue of density `d` (on the masks' box) into `hu` in place, never darkening a voxel."
