@@ -4,15 +4,15 @@
 
 # %% ../nbs/00_core.ipynb 2
 from __future__ import annotations
-import configparser, contextlib, hashlib, json, os, random, tempfile
+import configparser, contextlib, hashlib, json, os, random, re, tempfile, time
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import numpy as np
 
 # %% auto 0
 __all__ = ['SCALES', 'Scale', 'get_scale', 'project_root', 'cache_dir', 'runs_dir', 'results_dir', 'figures_dir', 'LIDCPathError',
-           'set_lidc_path', 'lidc_path', 'get_device', 'seed_everything', 'atomic_path', 'save_npz', 'load_npz',
-           'save_csv', 'params_key', 'save_table']
+           'set_lidc_path', 'lidc_path', 'get_device', 'seed_everything', 'median_time', 'cpu_peak', 'atomic_path',
+           'save_npz', 'load_npz', 'save_csv', 'params_key', 'save_table']
 
 # %% ../nbs/00_core.ipynb
 @dataclass(frozen=True)
@@ -112,6 +112,33 @@ def seed_everything(seed: int = 0):
     "Seed Python, NumPy and torch."
     import torch
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
+
+# %% ../nbs/00_core.ipynb
+def median_time(f, runs: int = 5) -> float:
+    "Median wall time (s) of `runs` calls of `f`, after one warm-up call."
+    import torch
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    f(); sync()
+    ts = []
+    for _ in range(runs):
+        t = time.perf_counter(); f(); sync(); ts.append(time.perf_counter() - t)
+    return float(np.median(ts))
+
+def cpu_peak() -> dict:
+    "CPU model, SIMD flags, clock and assumed peak FP32 MAC/s of the threads torch uses."
+    import torch
+    info = Path('/proc/cpuinfo').read_text() if Path('/proc/cpuinfo').exists() else ''
+    get = lambda k: (re.search(rf'^{k}\s*:\s*(.*)$', info, re.M) or [None, ''])[1].strip()
+    flags = set(get('flags').split())
+    vendor, mhz = get('vendor_id'), float(get('cpu MHz') or 0)
+    if 'avx512f' in flags and vendor == 'GenuineIntel': lanes = 32
+    elif 'fma' in flags and 'avx2' in flags: lanes = 16
+    elif 'avx' in flags: lanes = 8
+    else: lanes = 4
+    threads = torch.get_num_threads()
+    return dict(model=get('model name'), family=get('cpu family'), cpu_model=get('model'), mhz=mhz,
+                simd=sorted(f for f in flags if f in ('avx', 'avx2', 'fma', 'avx512f', 'avx512_bf16', 'amx_tile')),
+                lanes=lanes, threads=threads, peak_mac_s=threads * mhz * 1e6 * lanes)
 
 # %% ../nbs/00_core.ipynb
 @contextlib.contextmanager

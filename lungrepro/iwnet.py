@@ -7,13 +7,21 @@ from __future__ import annotations
 import numpy as np
 import scipy.ndimage as ndi
 from scipy.spatial import ConvexHull, QhullError
+import time
+from pathlib import Path
+import pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
-from .weightmap import weight_map, binarize, GAMMA, P_DECAY
+from fastai.callback.core import Callback
+from .weightmap import weight_map, weight_maps, binarize, GAMMA, P_DECAY
+from .metrics import iou, asd
+from .core import seed_everything
+from .training import NoduleArrays, annotation_dls, RandomAffine, make_learner, fit_until_plateau
 
 # %% auto 0
 __all__ = ['BN_EPS', 'LAMBDA1', 'SMOOTH', 'conv_bn_relu', 'param_count', 'IWNetBlock', 'IWNet', 'UNet3D', 'soft_iou_loss',
            'attraction_loss', 'iwnet_loss', 'mask_boundary', 'farthest_boundary_points', 'training_clicks',
-           'evaluation_clicks', 'predict', 'segment', 'correct', 'conv_macs']
+           'evaluation_clicks', 'predict', 'segment', 'correct', 'IWNetInputs', 'CorrectionLoss', 'train_iwnet',
+           'train_unet', 'evaluate_nodules', 'random_search', 'conv_macs']
 
 # %% ../nbs/11_iwnet.ipynb
 BN_EPS = 1e-3   # Keras' BatchNormalization default
@@ -103,15 +111,16 @@ class IWNet(nn.Module):
 
 # %% ../nbs/11_iwnet.ipynb
 class UNet3D(nn.Module):
-    "3D U-Net (Çiçek et al. 2016) with BN, the paper's Table 1 baseline: 19,080,001 parameters (Keras count)."
-    def __init__(self):
+    "3D U-Net (Çiçek et al. 2016) with BN, the paper's Table 1 baseline: 19,080,001 parameters (Keras count) at `width=32`."
+    def __init__(self, width: int = 32):
         super().__init__()
+        w = width
         self.enc = nn.ModuleList(nn.Sequential(conv_bn_relu(a, b), conv_bn_relu(b, c))
-                                 for a, b, c in [(1, 32, 64), (64, 64, 128), (128, 128, 256), (256, 256, 512)])
-        self.ups = nn.ModuleList(nn.ConvTranspose3d(c, c, 2, stride=2) for c in (512, 256, 128))
+                                 for a, b, c in [(1, w, 2 * w), (2 * w, 2 * w, 4 * w), (4 * w, 4 * w, 8 * w), (8 * w, 8 * w, 16 * w)])
+        self.ups = nn.ModuleList(nn.ConvTranspose3d(c, c, 2, stride=2) for c in (16 * w, 8 * w, 4 * w))
         self.dec = nn.ModuleList(nn.Sequential(conv_bn_relu(c + s, s), conv_bn_relu(s, s))
-                                 for c, s in [(512, 256), (256, 128), (128, 64)])
-        self.head = nn.Conv3d(64, 1, 3, padding=1)
+                                 for c, s in [(16 * w, 8 * w), (8 * w, 4 * w), (4 * w, 2 * w)])
+        self.head = nn.Conv3d(2 * w, 1, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         "Probabilities (B, 1, *x's sides) for images `x` (B, 1, …)."
@@ -220,6 +229,116 @@ def correct(model: IWNet, cube: np.ndarray, p0, p1, threshold: float = 0.5, p: f
             initial: np.ndarray|None = None) -> np.ndarray:
     "The corrected mask (uint8 0/1, the cube's shape) for one cube and two clicked (z, y, x) points."
     return (predict(model, cube, p0, p1, p, initial)[1] > threshold).astype(np.uint8)
+
+# %% ../nbs/11_iwnet.ipynb
+class IWNetInputs(Callback):
+    "Arrange (image, clicks, mask) batches for one stage: 'first' → image → mask; 'second' → (image, Ψ) → (mask, Ψ)."
+    order = RandomAffine.order + 1
+    def __init__(self, stage: str = 'first', p: float = P_DECAY):
+        if stage not in ('first', 'second'): raise ValueError(f"stage is 'first' or 'second', not {stage!r}")
+        self.stage, self.p = stage, p
+
+    def before_batch(self):
+        (image, clicks), mask = self.learn.xb, self.learn.yb[0]
+        if self.stage == 'first': self.learn.xb, self.learn.yb = (image,), (mask,)
+        else:
+            psi = weight_maps(image.shape[2:], clicks[:, 0], clicks[:, 1], self.p)[:, None].to(image.dtype)
+            self.learn.xb, self.learn.yb = (image, psi), (mask, psi)
+
+class CorrectionLoss:
+    "Eq. 6 on the corrected output of `IWNet.forward`'s (initial, corrected)."
+    def __init__(self, lambda1: float = LAMBDA1, gamma: float = GAMMA): self.lambda1, self.gamma = lambda1, gamma
+    def __call__(self, preds, mask, psi): return iwnet_loss(preds[1], mask, psi, self.lambda1, self.gamma)
+
+# %% ../nbs/11_iwnet.ipynb
+def _click_pair(mask3d: np.ndarray):
+    c = training_clicks(mask3d)
+    return None if c is None else np.asarray(c, np.float32)
+
+def train_iwnet(arrays: NoduleArrays, roles, folder, max_epochs=500, lambda1: float = LAMBDA1,
+                gamma: float = GAMMA, p: float = P_DECAY, bs: int = 8, lr: float = 1e-3, patience=(3, 5),
+                seed: int = 0, device=None, first: nn.Module|None = None) -> tuple:
+    "Train iW-Net on one fold's roles: block 1 (IoU loss), then block 2 (Eq. 6, clicks); (model, history 1, history 2)."
+    folder, (max1, max2) = Path(folder), (max_epochs, max_epochs) if np.isscalar(max_epochs) else max_epochs
+    dls = annotation_dls(arrays, roles, bs, points=_click_pair, device=device, seed=seed)
+    seed_everything(seed)
+    net = IWNet()
+    if first is not None: net.first.load_state_dict(first.state_dict()); h1 = None
+    else:
+        learn = make_learner(dls, net.first, soft_iou_loss, lr, cbs=[RandomAffine(), IWNetInputs('first')])
+        h1 = fit_until_plateau(learn, folder/'first', patience[0], max1)
+    net.freeze_first()
+    learn = make_learner(dls, net, CorrectionLoss(lambda1, gamma), lr, cbs=[RandomAffine(), IWNetInputs('second', p)])
+    h2 = fit_until_plateau(learn, folder/'second', patience[1], max2)
+    return net.eval(), h1, h2
+
+def train_unet(arrays: NoduleArrays, roles, folder, max_epochs: int = 500, width: int = 32, bs: int = 2,
+               lr: float = 1e-3, patience: int = 3, seed: int = 0, device=None) -> tuple:
+    "Train the 3D U-Net baseline on one fold's roles with the soft IoU loss; (model, history)."
+    dls = annotation_dls(arrays, roles, bs, device=device, seed=seed)
+    seed_everything(seed)
+    learn = make_learner(dls, UNet3D(width), soft_iou_loss, lr, cbs=[RandomAffine(), IWNetInputs('first')])
+    h = fit_until_plateau(learn, Path(folder), patience, max_epochs)
+    return learn.model.eval(), h
+
+# %% ../nbs/11_iwnet.ipynb
+def _asd_or_nan(a, b, spacing) -> float:
+    v = asd(a, b, spacing)
+    return v if np.isfinite(v) else np.nan
+
+def evaluate_nodules(net: IWNet, arrays: NoduleArrays, rows, unet: nn.Module|None = None, p: float = P_DECAY,
+                     threshold: float = 0.5) -> pd.DataFrame:
+    "IoU and ASD per (nodule, annotator): first block, correction, Eq. 10, 3D U-Net and inter-observer."
+    dev, sp, out = next(net.parameters()).device, arrays.spacing, []
+    net.eval(); unet = unet.eval() if unet is not None else None
+    with torch.inference_mode():
+        for i in np.asarray(rows, int):
+            masks = [m for m in arrays.masks[i]]
+            keep = [j for j, m in enumerate(masks) if m.any()]
+            if not keep: continue
+            img = torch.from_numpy(arrays.images[i])[None, None].to(dev)
+            clicks = np.stack([np.asarray(evaluation_clicks(masks[j]), np.float32) for j in keep])
+            t0 = time.perf_counter()
+            init = net.initial(img)
+            psi = weight_maps(img.shape[2:], torch.from_numpy(clicks[:, 0]).to(dev), torch.from_numpy(clicks[:, 1]).to(dev), p)
+            corr = net.refine(img.expand(len(keep), -1, -1, -1, -1), psi[:, None], init.expand(len(keep), -1, -1, -1, -1))
+            init_m = (init[0, 0] > threshold).cpu().numpy(); corr_m = (corr[:, 0] > threshold).cpu().numpy()
+            secs = time.perf_counter() - t0
+            unet_m = (unet(img)[0, 0] > threshold).cpu().numpy() if unet is not None else None
+            for k, j in enumerate(keep):
+                m, others = masks[j], [masks[o] for o in keep if o != j]
+                r = dict(nodule_row=int(i), annotator=j, infer_s=secs,
+                         iou_init=iou(init_m, m), asd_init=_asd_or_nan(init_m, m, sp),
+                         iou_corr=iou(corr_m[k], m), asd_corr=_asd_or_nan(corr_m[k], m, sp),
+                         clicks_inside=float(np.mean([corr_m[k][tuple(c)] for c in clicks[k].astype(int)])))
+                better = r['iou_corr'] > r['iou_init']
+                r['iou_eq10'] = max(r['iou_init'], r['iou_corr'])
+                r['asd_eq10'] = r['asd_corr'] if better else r['asd_init']
+                if unet_m is not None: r |= dict(iou_unet=iou(unet_m, m), asd_unet=_asd_or_nan(unet_m, m, sp))
+                r |= dict(iou_inter=np.mean([iou(o, m) for o in others]) if others else np.nan,
+                          asd_inter=np.nanmean([_asd_or_nan(o, m, sp) for o in others]) if others else np.nan)
+                out.append(r)
+    if not out: return pd.DataFrame(columns=['nodule_row', 'annotator'])
+    df = pd.DataFrame(out)
+    meta = arrays.table.drop(columns=[c for c in ('path',) if c in arrays.table]).reset_index(drop=True)
+    return df.merge(meta, left_on='nodule_row', right_index=True, how='left')
+
+# %% ../nbs/11_iwnet.ipynb
+def random_search(arrays: NoduleArrays, roles, folder, first: nn.Module, n_steps: int = 100, max_epochs: int = 500,
+                  seed: int = 0, bs: int = 8, device=None) -> pd.DataFrame:
+    "Random search of (λ₁, γ, p) ~ U(0, 1)³ for the correction block; one row per step, best first."
+    rng = np.random.default_rng(seed)
+    draws = rng.uniform(0, 1, (n_steps, 3))
+    val = [i for i in np.flatnonzero(np.asarray(roles) == 'valid') if arrays.table.agreement.iloc[i] >= 2]
+    rows = []
+    for k, (lambda1, gamma, p) in enumerate(draws):
+        net, _, h2 = train_iwnet(arrays, roles, Path(folder)/f'step{k:03d}', max_epochs, lambda1, gamma, p, bs=bs,
+                                 seed=seed, device=device, first=first)
+        ev = evaluate_nodules(net, arrays, val, p=p)
+        rows.append(dict(step=k, lambda1=lambda1, gamma=gamma, p=p, epochs=len(h2),
+                         val_iou_eq10=ev.groupby('nodule_row').iou_eq10.mean().mean(),
+                         val_iou_corr=ev.groupby('nodule_row').iou_corr.mean().mean()))
+    return pd.DataFrame(rows).sort_values('val_iou_eq10', ascending=False).reset_index(drop=True)
 
 # %% ../nbs/11_iwnet.ipynb
 def conv_macs(model: nn.Module, *inputs) -> int:

@@ -6,19 +6,35 @@
 from __future__ import annotations
 from pathlib import Path
 import numpy as np
+import torch
 
 # %% auto 0
-__all__ = ['GAMMA', 'P_DECAY', 'weight_map', 'binarize', 'plot_fig4']
+__all__ = ['GAMMA', 'P_DECAY', 'weight_maps', 'weight_map', 'binarize', 'plot_fig4']
 
 # %% ../nbs/10_weightmap.ipynb
-def _field(grids: list, c, p: float) -> list:
-    "Components of f(x; c) = (x − c)/(2|x − c|) · (2|x − c|)^(−p) on an open grid, 0 at x = c."
-    d = [g - ck for g, ck in zip(grids, c)]
-    r2 = sum(dk**2 for dk in d)
-    two_r = 2 * np.sqrt(r2)
+def _field(grid: torch.Tensor, c: torch.Tensor, p: float) -> torch.Tensor:
+    "f(x; c) = (x − c)/(2|x − c|) · (2|x − c|)^(−p) on `grid` (*shape, ndim) for points `c` (B, ndim); 0 at x = c."
+    d = grid[None] - c.view(c.shape[0], *([1] * (grid.ndim - 1)), c.shape[1])
+    two_r = 2 * d.square().sum(-1, keepdim=True).sqrt()
     # (x − c)/(2r) · (2r)^(−p) = (x − c) · (2r)^(−(1 + p)), set to 0 at r = 0
-    coef = np.where(two_r > 0, np.where(two_r > 0, two_r, 1.0) ** -(1 + p), 0.0)
-    return [dk * coef for dk in d]
+    return d * torch.where(two_r > 0, two_r.clamp_min(1e-30) ** -(1 + p), torch.zeros_like(two_r))
+
+def weight_maps(shape, p0: torch.Tensor, p1: torch.Tensor, p: float = 0.44, spacing=None) -> torch.Tensor:
+    "Ψ (B, *shape), each map in [0, 1], for click pairs `p0`, `p1` (B, ndim; voxel coordinates); zeros for NaN pairs."
+    shape = tuple(int(n) for n in shape)
+    p0, p1 = torch.as_tensor(p0), torch.as_tensor(p1)
+    dtype = p0.dtype if p0.is_floating_point() else torch.float32
+    p0, p1 = p0.to(dtype), p1.to(p0.device, dtype)
+    if p0.ndim != 2 or p0.shape != p1.shape or p0.shape[1] != len(shape):
+        raise ValueError(f"points of shape {tuple(p0.shape)}, {tuple(p1.shape)} need (B, {len(shape)}) for shape {shape}")
+    sp = torch.as_tensor(1.0 if spacing is None else spacing, dtype=dtype, device=p0.device).expand(len(shape))
+    axes = [torch.arange(n, dtype=dtype, device=p0.device) * s for n, s in zip(shape, sp)]
+    grid = torch.stack(torch.meshgrid(*axes, indexing='ij'), -1)
+    psi = (_field(grid, p0 * sp, p) - _field(grid, p1 * sp, p)).norm(dim=-1).flatten(1)
+    lo, hi = psi.min(1, keepdim=True).values, psi.max(1, keepdim=True).values
+    ok = (hi > lo) & ~(p0.isnan().any(1) | p1.isnan().any(1))[:, None]
+    psi = torch.where(ok, (psi - lo) / torch.where(ok, hi - lo, torch.ones_like(hi)), torch.zeros_like(psi))
+    return psi.view(-1, *shape)
 
 def weight_map(shape, p0=None, p1=None, p: float = 0.44, spacing=None) -> np.ndarray:
     "Ψ (float32, `shape`, in [0, 1]) for clicked points `p0`, `p1` (voxel coordinates); zeros if either is None."
@@ -26,15 +42,8 @@ def weight_map(shape, p0=None, p1=None, p: float = 0.44, spacing=None) -> np.nda
     if p0 is None or p1 is None: return np.zeros(shape, np.float32)
     if len(p0) != len(shape) or len(p1) != len(shape):
         raise ValueError(f"points {p0}, {p1} need {len(shape)} coordinates for shape {shape}")
-    sp = np.broadcast_to(np.asarray(1.0 if spacing is None else spacing, float), (len(shape),))
-    grids = np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, sp)], indexing='ij', sparse=True)
-    f0 = _field(grids, np.asarray(p0, float) * sp, p)
-    f1 = _field(grids, np.asarray(p1, float) * sp, p)
-    psi = np.sqrt(sum((a - b)**2 for a, b in zip(f0, f1)))
-    psi = np.broadcast_to(psi, shape)
-    lo, hi = psi.min(), psi.max()
-    if hi <= lo: return np.zeros(shape, np.float32)
-    return ((psi - lo) / (hi - lo)).astype(np.float32)
+    pts = [torch.tensor([list(map(float, q))], dtype=torch.float64) for q in (p0, p1)]
+    return weight_maps(shape, *pts, p=p, spacing=spacing)[0].float().numpy()
 
 # %% ../nbs/10_weightmap.ipynb
 GAMMA = 0.59   # paper: binarization threshold of Ψ (random search)
