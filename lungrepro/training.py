@@ -23,16 +23,18 @@ __all__ = ['NoduleArrays', 'AnnotationDataset', 'annotation_dls', 'random_affine
 _META = ('patient_id', 'scan_id', 'nodule', 'agreement', 'texture_class', 'mean_texture', 'radius', 'diameter', 'coverage')
 
 class NoduleArrays:
-    "The images, every annotator's masks and the metadata of extracted nodules, in memory."
-    def __init__(self, paths):
+    "The images, every annotator's masks and the metadata of extracted nodules, in memory (plus any `extras` arrays, e.g. 'hu')."
+    def __init__(self, paths, extras=()):
         paths = [Path(p) for p in paths]
         if not paths: raise ValueError("no extracted nodules given")
-        rows, images, self.masks = [], [], []
+        rows, images, self.masks, ext = [], [], [], {k: [] for k in extras}
         for p in paths:
             try: d = load_npz(p)
             except Exception as e: raise OSError(f"cannot read the extracted nodule {p}: {e}") from e
             images.append(d['image']); self.masks.append(d['masks'].astype(np.uint8))
+            for k in extras: ext[k].append(d[k])
             rows.append({k: d[k] for k in _META if k in d} | {'path': str(p), 'n_masks': len(d['masks'])})
+        self.extras = {k: np.stack(v) for k, v in ext.items()}
         self.images = np.stack(images).astype(np.float32)
         self.spacing = np.asarray(d['spacing'], np.float32)
         self.table = pd.DataFrame(rows)
