@@ -17,9 +17,9 @@ from fastai.optimizer import Adam
 from .core import load_npz, atomic_path, get_device, seed_everything, save_csv
 
 # %% auto 0
-__all__ = ['NoduleArrays', 'AnnotationDataset', 'annotation_dls', 'random_affines', 'transform_points', 'affine_volumes',
-           'RandomAffine', 'PlateauCheckpoint', 'fit_until_plateau', 'cpu_bf16_supported', 'BFloat16CPU',
-           'make_learner']
+__all__ = ['NoduleArrays', 'AnnotationDataset', 'fold_dls', 'annotation_dls', 'random_affines', 'transform_points',
+           'affine_volumes', 'RandomAffine', 'PlateauCheckpoint', 'fit_until_plateau', 'cpu_bf16_supported',
+           'BFloat16CPU', 'make_learner']
 
 # %% ../nbs/06_training.ipynb
 _META = ('patient_id', 'scan_id', 'nodule', 'agreement', 'texture_class', 'mean_texture', 'radius', 'diameter', 'coverage')
@@ -66,15 +66,19 @@ class AnnotationDataset(torch.utils.data.Dataset):
                 torch.from_numpy(self.arrays.masks[i][j][None]))
 
 # %% ../nbs/06_training.ipynb
-def annotation_dls(arrays: NoduleArrays, roles, bs: int = 8, points=None, device=None, seed: int = 0) -> DataLoaders:
-    "fastai DataLoaders over the 'train' and 'valid' annotations (one sample each) of `arrays`."
+def fold_dls(arrays: NoduleArrays, roles, make_dataset, bs: int, device=None, seed: int = 0, what: str = 'annotations') -> DataLoaders:
+    "fastai DataLoaders over `make_dataset(arrays, rows)` of a fold's 'train' and 'valid' rows (by `roles`, one per nodule)."
     roles = np.asarray(roles)
     if len(roles) != len(arrays): raise ValueError(f"{len(roles)} roles for {len(arrays)} nodules")
-    dsets = [AnnotationDataset(arrays, np.flatnonzero(roles == r), points) for r in ('train', 'valid')]
+    dsets = [make_dataset(arrays, np.flatnonzero(roles == r)) for r in ('train', 'valid')]
     for r, ds in zip(('train', 'valid'), dsets):
-        if len(ds) == 0: raise ValueError(f"no {r} annotations in this fold")
+        if len(ds) == 0: raise ValueError(f"no {r} {what} in this fold")
     seed_everything(seed)
     return DataLoaders.from_dsets(*dsets, bs=bs, drop_last=False, device=torch.device(device) if device else get_device(), num_workers=0)
+
+def annotation_dls(arrays: NoduleArrays, roles, bs: int = 8, points=None, device=None, seed: int = 0) -> DataLoaders:
+    "fastai DataLoaders over the 'train' and 'valid' annotations (one sample each) of `arrays`."
+    return fold_dls(arrays, roles, partial(AnnotationDataset, points=points), bs, device, seed)
 
 # %% ../nbs/06_training.ipynb
 def _rotation(angles: torch.Tensor, ndim: int) -> torch.Tensor:

@@ -13,10 +13,10 @@ from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders
 from fastai.optimizer import SGD
 from skimage.filters import gabor_kernel
-from .core import get_device, seed_everything
+from .core import seed_everything
 from .metrics import dice, iou, nsd
 from .seg2d import AttUNet, conv_bn_relu
-from .training import NoduleArrays, RandomAffine, make_learner, fit_until_plateau
+from .training import NoduleArrays, RandomAffine, make_learner, fit_until_plateau, fold_dls
 
 # %% auto 0
 __all__ = ['ugs_nodules', 'AnnotationSetDataset', 'union_inter', 'SelfAttention2d', 'GaborFilter', 'otsu_threshold', 'OtsuFilter',
@@ -180,13 +180,8 @@ class SGDR(Callback):
 
 def set_dls(arrays: NoduleArrays, roles, bs: int = 32, device=None, seed: int = 0, max_annotators: int|None = None) -> DataLoaders:
     "fastai DataLoaders of (image, GT set, valid) over a fold's 'train' and 'valid' crops."
-    roles = np.asarray(roles)
     M = max_annotators or max(int((m.reshape(len(m), -1).any(1)).sum()) for m in arrays.masks)
-    ds = [AnnotationSetDataset(arrays, np.flatnonzero(roles == r), M) for r in ('train', 'valid')]
-    for r, d in zip(('train', 'valid'), ds):
-        if len(d) == 0: raise ValueError(f"no {r} crops in this fold")
-    seed_everything(seed)
-    return DataLoaders.from_dsets(*ds, bs=bs, drop_last=False, device=torch.device(device) if device else get_device(), num_workers=0)
+    return fold_dls(arrays, roles, partial(AnnotationSetDataset, max_annotators=M), bs, device, seed, what='crops')
 
 def train_seg2d(model: nn.Module, loss_func, dls: DataLoaders, folder, epochs: int, lr: float = 1e-5, cycle: int = 50,
                 seed: int = 0) -> tuple:
