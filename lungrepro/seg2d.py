@@ -9,7 +9,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 # %% auto 0
 __all__ = ['VGG16', 'ZOO', 'param_count', 'Seg2d', 'UNetFamily', 'conv_bn_relu', 'double_conv', 'up_transposed', 'up_conv',
            'RecurrentConv', 'RRCNN', 'AttentionGate', 'widths', 'EncDec', 'UNet', 'R2UNet', 'AttUNet', 'R2AttUNet',
-           'NestedUNet', 'GAU', 'ChannelUNet', 'bilinear_kernel', 'FCN32s']
+           'NestedUNet', 'GAU', 'ChannelUNet', 'up_deconv', 'FCN32s']
 
 # %% ../nbs/20_seg2d.ipynb
 def param_count(model: nn.Module) -> int:
@@ -33,6 +33,10 @@ class Seg2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         "Logits (B, out_ch, H, W) for images `x` (B, in_ch, H, W) of any size."
         return self.padded(self._forward, x)
+
+    def logit_layers(self) -> list:
+        "The layers whose outputs are the logits (every zoo network ends in a `head`)."
+        return [self.head]
 
 class UNetFamily(Seg2d):
     "A `Seg2d` whose logits are a 1×1 `head` over the `base`-channel full-resolution map of `_features`."
@@ -193,36 +197,28 @@ class ChannelUNet(EncDec):
         return x
 
 # %% ../nbs/20_seg2d.ipynb
-VGG16 = (2, 2, 3, 3, 3)   # 3×3 convolutions per VGG16 stage
+VGG16 = (2, 2, 3, 3)   # 3×3 convolutions in VGG16's first four stages
 
-def bilinear_kernel(ch: int, k: int) -> torch.Tensor:
-    "(ch, 1, k, k) bilinear up-sampling kernel of a per-channel transposed convolution (FCN's `upsample_filt`)."
-    f = (k + 1) // 2
-    c = f - 1 if k % 2 else f - 0.5
-    r = 1 - (torch.arange(k) - c).abs() / f
-    return (r[:, None] * r[None]).expand(ch, 1, k, k).clone()
+def up_deconv(ci: int, co: int) -> nn.Sequential:
+    "3×3 stride-2 transposed convolution (2× up-sampling) → ReLU → BN, as in UNET-ZOO's FCN decoders."
+    return nn.Sequential(nn.ConvTranspose2d(ci, co, 3, stride=2, padding=1, output_padding=1), nn.ReLU(inplace=True),
+                         nn.BatchNorm2d(co))
 
 class FCN32s(Seg2d):
-    "FCN-32s (Long et al. 2015): VGG16 (with BN) → fc6/fc7 as convolutions → 1×1 score → fixed bilinear 32× up-sampling."
-    multiple = 32
-
+    "UNET-ZOO's FCN32s: VGG16's first four stages (with BN) → four learned 2× transposed convolutions → 1×1 classifier."
     def __init__(self, in_ch: int = 1, out_ch: int = 1, base: int = 64):
         super().__init__()
         layers, ci = [], in_ch
-        for n, co in zip(VGG16, [base, 2 * base, 4 * base, 8 * base, 8 * base]):
+        for n, co in zip(VGG16, [base, 2 * base, 4 * base, 8 * base]):
             for _ in range(n):
                 layers.append(conv_bn_relu(ci, co)); ci = co
             layers.append(nn.MaxPool2d(2))
         self.encoder = nn.Sequential(*layers)
-        fc = 64 * base
-        self.fc = nn.Sequential(nn.Conv2d(ci, fc, 7, padding=3), nn.ReLU(inplace=True), nn.Dropout(0.5),
-                                nn.Conv2d(fc, fc, 1), nn.ReLU(inplace=True), nn.Dropout(0.5))
-        self.score = nn.Conv2d(fc, out_ch, 1)
-        self.register_buffer('upscore', bilinear_kernel(out_ch, 64))
+        w = [8 * base, 8 * base, 4 * base, 2 * base, base]
+        self.decoder = nn.Sequential(*[up_deconv(a, b) for a, b in zip(w, w[1:])])
+        self.head = nn.Conv2d(base, out_ch, 1)
 
-    def _forward(self, x):
-        s = self.score(self.fc(self.encoder(x)))
-        return F.conv_transpose2d(s, self.upscore, stride=32, padding=16, groups=s.shape[1])
+    def _forward(self, x): return self.head(self.decoder(self.encoder(x)))
 
 # %% ../nbs/20_seg2d.ipynb
 ZOO = {'FCN32s': FCN32s, 'U-Net': UNet, 'R2U-Net': R2UNet, 'R2AU-Net': R2AttUNet,

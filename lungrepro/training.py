@@ -158,11 +158,11 @@ def _load(path: Path, device) -> dict:
     return torch.load(path, map_location=device, weights_only=False)
 
 class PlateauCheckpoint(TrackerCallback):
-    "Early stopping on the validation loss, keeping the best weights and a resumable checkpoint every epoch."
+    "Early stopping on `monitor` (the validation loss), keeping the best weights and a resumable checkpoint every epoch."
     order = TrackerCallback.order + 1
-    def __init__(self, folder, patience: int, start_epoch: int = 0, best: float|None = None, wait: int = 0,
-                 history: list|None = None):
-        super().__init__(monitor='valid_loss', reset_on_fit=False)
+    def __init__(self, folder, patience: int, monitor: str = 'valid_loss', start_epoch: int = 0, best: float|None = None,
+                 wait: int = 0, history: list|None = None):
+        super().__init__(monitor=monitor, reset_on_fit=False)
         self.folder, self.patience, self.start_epoch, self.wait = Path(folder), patience, start_epoch, wait
         self.history, self.best = list(history or []), best
 
@@ -180,8 +180,9 @@ class PlateauCheckpoint(TrackerCallback):
               self.folder/'last.pth')
         if self.wait >= self.patience: raise CancelFitException()
 
-def fit_until_plateau(learn: Learner, folder, patience: int, max_epochs: int, lr: float|None = None) -> pd.DataFrame:
-    "Fit until the validation loss has not improved for `patience` epochs (at most `max_epochs`); resumes; returns the epoch log."
+def fit_until_plateau(learn: Learner, folder, patience: int, max_epochs: int, lr: float|None = None,
+                      monitor: str = 'valid_loss') -> pd.DataFrame:
+    "Fit until `monitor` (the validation loss) has not improved for `patience` epochs (at most `max_epochs`); resumes; returns the epoch log."
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     dev = learn.dls.device
     if (folder/'final.pth').exists():
@@ -194,7 +195,7 @@ def fit_until_plateau(learn: Learner, folder, patience: int, max_epochs: int, lr
         learn.create_opt(); learn.opt.load_state_dict(state['opt'])
         py, npy, tch, dl = state['rng']
         random.setstate(py); np.random.set_state(npy); torch.set_rng_state(tch); learn.dls.train.rng.setstate(dl)
-    cb = PlateauCheckpoint(folder, patience, state['epochs_done'], state['best'], state['wait'], state['history'])
+    cb = PlateauCheckpoint(folder, patience, monitor, state['epochs_done'], state['best'], state['wait'], state['history'])
     left = max_epochs - state['epochs_done']
     if left > 0 and state['wait'] < patience: learn.fit(left, lr, cbs=cb)
     if (folder/'best.pth').exists(): learn.model.load_state_dict(_load(folder/'best.pth', dev))

@@ -20,8 +20,8 @@ from .training import NoduleArrays, RandomAffine, make_learner, fit_until_platea
 
 # %% auto 0
 __all__ = ['ugs_nodules', 'AnnotationSetDataset', 'union_inter', 'SelfAttention2d', 'GaborFilter', 'otsu_threshold', 'OtsuFilter',
-           'FAAB', 'UGSNet', 'mcm', 'fusion_bce', 'label1_loss', 'UGSLoss', 'SGDR', 'set_dls', 'train_seg2d',
-           'score_crops', 'predicted_regions']
+           'FAAB', 'UGSNet', 'mcm', 'fusion_bce', 'label1_loss', 'UGSLoss', 'SGDR', 'set_dls', 'label1_dice',
+           'init_prior_', 'train_seg2d', 'score_crops', 'predicted_regions']
 
 # %% ../nbs/21_ugsnet.ipynb
 def ugs_nodules(table: pd.DataFrame, min_mm: float = 3.0, max_mm: float = 30.0) -> np.ndarray:
@@ -136,6 +136,10 @@ class UGSNet(nn.Module):
         xs = self.fuse(torch.cat([r, aug], 1))
         return xs, self.head_union(rz['lc']), self.head_inter(rz['hc']), self.head_uni(rz['uni'])
 
+    def logit_layers(self) -> list:
+        "The layers whose outputs are logits: the fusion conv (X_S) and the three UAM heads."
+        return [self.fuse, self.head_union, self.head_inter, self.head_uni]
+
 def mcm(union_logits: torch.Tensor, inter_logits: torch.Tensor) -> torch.Tensor:
     "The predicted Multi-Confidence Mask (σ(∪′) + σ(∩′)) / 2: 1 in HC, ½ in LC, 0 outside."
     return (torch.sigmoid(union_logits) + torch.sigmoid(inter_logits)) / 2
@@ -169,27 +173,42 @@ class UGSLoss:
 
 # %% ../nbs/21_ugsnet.ipynb
 class SGDR(Callback):
-    "Cosine annealing from `lr_max` to 0 over cycles of `cycle` epochs, restarting each cycle (SGDR), by absolute epoch."
+    "Cosine annealing from `lr_max` to 0 over cycles of `cycle` epochs, restarting each cycle (SGDR), by absolute epoch; optional linear warm-up."
     order = 1
-    def __init__(self, lr_max: float, cycle: int): self.lr_max, self.cycle = lr_max, cycle
+    def __init__(self, lr_max: float, cycle: int, warmup: float = 0.):
+        self.lr_max, self.cycle, self.warmup = lr_max, cycle, warmup
     def before_batch(self):
         if not self.training: return
         start = getattr(self.learn, 'plateau_checkpoint', None)
         e = (start.start_epoch if start else 0) + self.epoch + self.iter / max(self.n_iter, 1)
-        self.opt.set_hyper('lr', self.lr_max * (1 + math.cos(math.pi * (e % self.cycle) / self.cycle)) / 2)
+        ramp = min(1., (e + 1 / max(self.n_iter, 1)) / self.warmup) if self.warmup else 1.
+        self.opt.set_hyper('lr', ramp * self.lr_max * (1 + math.cos(math.pi * (e % self.cycle) / self.cycle)) / 2)
 
 def set_dls(arrays: NoduleArrays, roles, bs: int = 32, device=None, seed: int = 0, max_annotators: int|None = None) -> DataLoaders:
     "fastai DataLoaders of (image, GT set, valid) over a fold's 'train' and 'valid' crops."
     M = max_annotators or max(int((m.reshape(len(m), -1).any(1)).sum()) for m in arrays.masks)
     return fold_dls(arrays, roles, partial(AnnotationSetDataset, max_annotators=M), bs, device, seed, what='crops')
 
+def label1_dice(pred, gt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    "fastai metric: mean Dice of the thresholded (first) output against Label₁ over a batch (an empty pair counts 0)."
+    logits = pred[0] if isinstance(pred, (tuple, list)) else pred
+    m, g = (logits[:, 0] > 0).float(), gt[:, 0].float()
+    return (2 * (m * g).sum((1, 2)) / (m.sum((1, 2)) + g.sum((1, 2))).clamp_min(1)).mean()
+
+def init_prior_(model: nn.Module, prior: float) -> nn.Module:
+    "Set the bias of `model.logit_layers()` so that the untrained network predicts the foreground fraction `prior` (Lin et al. 2017)."
+    for layer in model.logit_layers(): nn.init.constant_(layer.bias, math.log(prior / (1 - prior)))
+    return model
+
 def train_seg2d(model: nn.Module, loss_func, dls: DataLoaders, folder, epochs: int, lr: float = 1e-5, cycle: int = 50,
-                seed: int = 0) -> tuple:
-    "Train a 2D network with SGD (momentum 0.9, wd 1e-4) and SGDR for `epochs`, resumably; (model, history)."
+                warmup: float = 0., prior_init: bool = True, seed: int = 0) -> tuple:
+    "Train a 2D network with SGD (momentum 0.9, wd 1e-4) and SGDR for `epochs`, resumably, keeping the best validation Dice; (model, history)."
     seed_everything(seed)
+    if prior_init: init_prior_(model, float(np.mean([s[0].mean() for s in dls.train_ds.sets])))
     learn = make_learner(dls, model, loss_func, lr, opt_func=partial(SGD, mom=0.9, wd=1e-4),
-                         cbs=[RandomAffine(), SGDR(lr, cycle)])
-    h = fit_until_plateau(learn, folder, patience=epochs, max_epochs=epochs)
+                         cbs=[RandomAffine(), SGDR(lr, cycle, warmup)])
+    learn.metrics = [label1_dice]
+    h = fit_until_plateau(learn, folder, patience=epochs, max_epochs=epochs, monitor='label1_dice')
     return learn.model.eval(), h
 
 # %% ../nbs/21_ugsnet.ipynb
