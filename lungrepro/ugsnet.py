@@ -20,8 +20,8 @@ from .training import NoduleArrays, RandomAffine, make_learner, fit_until_platea
 
 # %% auto 0
 __all__ = ['ugs_nodules', 'AnnotationSetDataset', 'union_inter', 'SelfAttention2d', 'GaborFilter', 'otsu_threshold', 'OtsuFilter',
-           'FAAB', 'UGSNet', 'mcm', 'fusion_bce', 'label1_loss', 'UGSLoss', 'SGDR', 'set_dls', 'label1_dice',
-           'init_prior_', 'train_seg2d', 'score_crops', 'predicted_regions']
+           'FAAB', 'UGSNet', 'mcm', 'fusion_bce', 'segmentation_logits', 'label1_loss', 'UGSLoss', 'SGDR', 'set_dls',
+           'label1_dice', 'init_prior_', 'train_seg2d', 'score_crops', 'predicted_regions']
 
 # %% ../nbs/21_ugsnet.ipynb
 def ugs_nodules(table: pd.DataFrame, min_mm: float = 3.0, max_mm: float = 30.0) -> np.ndarray:
@@ -154,10 +154,13 @@ def fusion_bce(logits: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> t
     v = valid.float()
     return ((_bce_each(logits, gt) * v).sum(1) / v.sum(1).clamp_min(1)).mean()
 
+def segmentation_logits(pred) -> torch.Tensor:
+    "The segmentation logits of a network's output: a zoo network's tensor, or X_S, the first of UGS-Net's four."
+    return pred[0] if isinstance(pred, (tuple, list)) else pred
+
 def label1_loss(pred, gt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     "The baselines' loss: BCE of the (first) output against Label₁."
-    logits = pred[0] if isinstance(pred, (tuple, list)) else pred
-    return _bce_each(logits, gt[:, :1]).mean()
+    return _bce_each(segmentation_logits(pred), gt[:, :1]).mean()
 
 class UGSLoss:
     "Eq. 4: α₁·L_MCM + α₂·Φ_a + α₃·Φ_b; `fuse_a`/`fuse_b` False use Label₁ alone (UGS-Net-V1)."
@@ -191,8 +194,7 @@ def set_dls(arrays: NoduleArrays, roles, bs: int = 32, device=None, seed: int = 
 
 def label1_dice(pred, gt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     "fastai metric: mean Dice of the thresholded (first) output against Label₁ over a batch (an empty pair counts 0)."
-    logits = pred[0] if isinstance(pred, (tuple, list)) else pred
-    m, g = (logits[:, 0] > 0).float(), gt[:, 0].float()
+    m, g = (segmentation_logits(pred)[:, 0] > 0).float(), gt[:, 0].float()
     return (2 * (m * g).sum((1, 2)) / (m.sum((1, 2)) + g.sum((1, 2))).clamp_min(1)).mean()
 
 def init_prior_(model: nn.Module, prior: float) -> nn.Module:
@@ -221,9 +223,7 @@ def score_crops(model: nn.Module, arrays: NoduleArrays, rows, tolerance_mm: floa
         for k0 in range(0, len(ds), bs):
             items = [ds[k] for k in range(k0, min(k0 + bs, len(ds)))]
             x = torch.stack([it[0] for it in items]).to(dev)
-            pred = model(x)
-            xs = (pred[0] if isinstance(pred, (tuple, list)) else pred)
-            masks = (xs[:, 0] > 0).cpu().numpy()
+            masks = (segmentation_logits(model(x))[:, 0] > 0).cpu().numpy()
             for k, (m, it) in enumerate(zip(masks, items)):
                 gt1 = it[1][0].numpy().astype(bool)
                 out.append(dict(row=int(ds.rows[k0 + k]), dsc=dice(m, gt1), iou=iou(m, gt1),
