@@ -8,12 +8,13 @@ from dataclasses import dataclass
 import numpy as np, pandas as pd
 
 # %% auto 0
-__all__ = ['VERDICTS', 'N_BOOT', 'LEVEL', 'VERDICT_RULE', 'wmean', 'cluster_ids', 'cluster_bootstrap', 'decide', 'Verdict',
-           'check', 'claim_row']
+__all__ = ['VERDICTS', 'N_BOOT', 'LEVEL', 'MIN_CLUSTERS', 'VERDICT_RULE', 'wmean', 'cluster_ids', 'cluster_bootstrap', 'decide',
+           'Verdict', 'check', 'claim_row']
 
 # %% ../nbs/09_claims.ipynb
 VERDICTS = ('holds', 'does not hold', 'not settled at this scale')
 N_BOOT, LEVEL = 2000, 0.95
+MIN_CLUSTERS = 10    # fewer nodules than this: a bootstrap interval means little, the verdict is 'not settled'
 
 def wmean(x, w) -> float:
     "Mean of `x` weighted by `w`, ignoring NaN in `x`; NaN when no weight is left."
@@ -61,6 +62,7 @@ def check(stat, df: pd.DataFrame, threshold: float = 0.0, higher: bool = True, c
     a = 100 * (1 - LEVEL) / 2
     lo, hi = np.nanpercentile(boots, [a, 100 - a]) if np.isfinite(boots).any() else (np.nan, np.nan)
     n = len(np.unique(cluster_ids(df, cluster)))
+    if n < MIN_CLUSTERS: lo, hi = np.nan, np.nan       # decide() then says 'not settled at this scale'
     unit = 'rows' if cluster is None else 'nodules' if cluster in ('nodule', 'nodule_row', ['nodule_row']) else f"clusters ({cluster})"
     test = f"{what + ': ' if what else ''}{'>' if higher else '<'} {threshold:g}; 95 % bootstrap CI over {n} {unit}"
     return Verdict(float(est), float(lo), float(hi), threshold, higher, decide(lo, hi, threshold, higher), test, n)
