@@ -111,15 +111,12 @@ def seed_everything(seed: int = 0):
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
 
 # %% ../nbs/00_core.ipynb
-def median_time(f, runs: int = 5) -> float:
-    "Median wall time (s) of `runs` calls of `f`, after one warm-up call."
+def median_time(f, min_run_time: float = 1.0) -> float:
+    "Median wall time (s) of one call of `f` (`torch.utils.benchmark.Timer.blocked_autorange`, the threads torch uses)."
     import torch
-    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
-    f(); sync()
-    ts = []
-    for _ in range(runs):
-        t = time.perf_counter(); f(); sync(); ts.append(time.perf_counter() - t)
-    return float(np.median(ts))
+    from torch.utils import benchmark
+    timer = benchmark.Timer('f()', globals={'f': f}, num_threads=torch.get_num_threads())
+    return float(timer.blocked_autorange(min_run_time=min_run_time).median)
 
 def cpu_peak() -> dict:
     "CPU model, SIMD flags, clock and assumed peak FP32 MAC/s of the threads torch uses."
@@ -140,12 +137,14 @@ def cpu_peak() -> dict:
 # %% ../nbs/00_core.ipynb
 @contextlib.contextmanager
 def atomic_path(path: Path|str):
-    "Yield a temporary path next to `path`; move it onto `path` only if the block succeeds."
+    "Yield a temporary path next to `path`; move it onto `path` only if the block succeeds (with the usual umask permissions)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.tmp')
     os.close(fd)
     try:
         yield Path(tmp)
+        umask = os.umask(0); os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)        # mkstemp makes files private (0600); a result file is not
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp): os.remove(tmp)

@@ -63,6 +63,10 @@ class Experiment:
         "Seconds since the setup."
         return time.perf_counter() - self.started
 
+def _selects(entry: str) -> bool:
+    "Whether a budget entry only selects which models run (seeds, folds) rather than how each is trained."
+    return entry in ('n_seeds', 'folds') or entry.endswith('_folds')
+
 def setup_experiment(name: str, scale: str|Scale, source: str, seed: int, budgets: dict, code=(), detail=None,
                      **key_extra) -> Experiment:
     "The `Experiment` of notebook `name` at `scale`: `budgets[scale]`, keyed by it, `key_extra` and `code_key(*code)`."
@@ -70,7 +74,7 @@ def setup_experiment(name: str, scale: str|Scale, source: str, seed: int, budget
     if sc.name not in budgets: raise ValueError(f"{name}: no budget for scale {sc.name!r} (have {sorted(budgets)})")
     B = dict(budgets[sc.name])
     seed_everything(seed)
-    trained = {k: v for k, v in B.items() if k not in ('folds', 'n_seeds')}   # adding folds or seeds reuses the others
+    trained = {k: v for k, v in B.items() if not _selects(k)}   # adding folds or seeds reuses the others
     key = params_key(**trained, **key_extra, code=code_key(*code) if code else '')
     return Experiment(name, sc, source, seed, B, key, detail(sc, B) if callable(detail) else (detail or ''))
 

@@ -15,7 +15,7 @@ from fastai.optimizer import SGD
 from fastai.callback.training import GradientClip
 from .core import seed_everything
 from .metrics import dice, iou, nsd
-from .training import NoduleArrays, RandomAffine, make_learner, fit_until_plateau, fold_dls
+from .training import NoduleArrays, RandomAffine, make_learner, fit_until_plateau, fold_dls, epochs_done
 
 # %% auto 0
 __all__ = ['VGG16', 'ZOO', 'Seg2d', 'UNetFamily', 'conv2d_bn_relu', 'double_conv', 'up_transposed', 'up_conv', 'RecurrentConv',
@@ -293,18 +293,13 @@ def init_prior_(model: nn.Module, prior: float) -> nn.Module:
     for layer in model.logit_layers(): nn.init.constant_(layer.bias, math.log(prior / (1 - prior)))
     return model
 
-def _epochs_done(folder) -> int:
-    "Epochs that the resumable fit checkpointed in `folder` has completed (0 when there is none)."
-    p = Path(folder)/'last.pth'
-    return int(torch.load(p, map_location='cpu', weights_only=False)['epochs_done']) if p.exists() else 0
-
 def train_seg2d(model: nn.Module, loss_func, dls: DataLoaders, folder, epochs: int, lr: float = 1e-5, cycle: int = 50,
                 warmup: float = 0., prior_init: bool = True, augment: bool = False, clip: float|None = None, seed: int = 0,
                 cbs=()) -> tuple:
     "Train a 2D network with SGD (momentum 0.9, wd 1e-4) and SGDR for `epochs`, resumably, keeping the best validation Dice; (model, history)."
     seed_everything(seed)
     if prior_init: init_prior_(model, float(np.mean([s[0].mean() for s in dls.train_ds.sets])))
-    sgdr = SGDR(lr, cycle, warmup, start_epoch=_epochs_done(folder))
+    sgdr = SGDR(lr, cycle, warmup, start_epoch=epochs_done(folder))
     extra = ([RandomAffine()] if augment else []) + ([GradientClip(clip)] if clip else [])
     learn = make_learner(dls, model, loss_func, lr, opt_func=partial(SGD, mom=0.9, wd=1e-4), cbs=[sgdr] + extra + list(cbs))
     learn.metrics = [label1_dice]

@@ -15,12 +15,14 @@ from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.tracker import TrackerCallback
 from fastai.optimizer import Adam
 from fastcore.foundation import L
+from fastcore.basics import noop
 from .core import load_npz, atomic_path, get_device, seed_everything, save_csv
 
 # %% auto 0
 __all__ = ['NoduleArrays', 'AnnotationDataset', 'fold_dls', 'annotation_dls', 'random_affines', 'transform_points',
            'affine_volumes', 'RandomAffine', 'NonFiniteError', 'NonFiniteStop', 'PlateauCheckpoint',
-           'fit_until_plateau', 'cpu_bf16_supported', 'BFloat16CPU', 'make_learner', 'param_count', 'evaluating']
+           'fit_until_plateau', 'epochs_done', 'cpu_bf16_supported', 'BFloat16CPU', 'make_learner', 'param_count',
+           'evaluating']
 
 # %% ../nbs/06_training.ipynb
 _META = ('patient_id', 'scan_id', 'nodule', 'agreement', 'texture_class', 'mean_texture', 'radius', 'diameter', 'coverage')
@@ -66,24 +68,20 @@ class NoduleArrays:
 
 # %% ../nbs/06_training.ipynb
 class AnnotationDataset(torch.utils.data.Dataset):
-    "(image, points, mask) for every non-empty annotation of the nodules at rows `nodules` of `arrays`."
-    n_inp = 2
-    def __init__(self, arrays: NoduleArrays, nodules, points=None):
-        self.arrays, nd = arrays, arrays.images.ndim - 1
-        self.items, self.points, self.skipped = [], [], 0
+    "(image, mask) for every non-empty annotation of the nodules at rows `nodules` of `arrays`."
+    n_inp = 1
+    def __init__(self, arrays: NoduleArrays, nodules):
+        self.arrays, self.items, self.skipped = arrays, [], 0
         for i in np.asarray(nodules, int):
             for j, m in enumerate(arrays.masks[i]):
-                if not m.any(): self.skipped += 1; continue
-                pts = points(m) if points is not None else None
-                self.items.append((int(i), j))
-                self.points.append(np.full((2, nd), np.nan, np.float32) if pts is None else np.asarray(pts, np.float32))
+                if m.any(): self.items.append((int(i), j))
+                else: self.skipped += 1
         self.index = pd.DataFrame(self.items, columns=['nodule_row', 'annotator'])
 
     def __len__(self): return len(self.items)
     def __getitem__(self, k: int) -> tuple:
         i, j = self.items[k]
-        return (torch.from_numpy(self.arrays.images[i][None]), torch.from_numpy(self.points[k]),
-                torch.from_numpy(self.arrays.masks[i][j][None]))
+        return torch.from_numpy(self.arrays.images[i][None]), torch.from_numpy(self.arrays.masks[i][j][None])
 
 # %% ../nbs/06_training.ipynb
 def fold_dls(arrays: NoduleArrays, roles, make_dataset, bs: int, device=None, seed: int = 0, what: str = 'annotations') -> DataLoaders:
@@ -96,9 +94,9 @@ def fold_dls(arrays: NoduleArrays, roles, make_dataset, bs: int, device=None, se
     seed_everything(seed)
     return DataLoaders.from_dsets(*dsets, bs=bs, drop_last=False, device=torch.device(device) if device else get_device(), num_workers=0)
 
-def annotation_dls(arrays: NoduleArrays, roles, bs: int = 8, points=None, device=None, seed: int = 0) -> DataLoaders:
+def annotation_dls(arrays: NoduleArrays, roles, bs: int = 8, device=None, seed: int = 0) -> DataLoaders:
     "fastai DataLoaders over the 'train' and 'valid' annotations (one sample each) of `arrays`."
-    return fold_dls(arrays, roles, partial(AnnotationDataset, points=points), bs, device, seed)
+    return fold_dls(arrays, roles, AnnotationDataset, bs, device, seed)
 
 # %% ../nbs/06_training.ipynb
 def _rotation(angles: torch.Tensor, ndim: int) -> torch.Tensor:
@@ -259,6 +257,11 @@ def fit_until_plateau(learn: Learner, folder, patience: int, max_epochs: int, lr
     _save(learn.model.state_dict(), folder/'final.pth')
     return pd.DataFrame(cb.history)
 
+def epochs_done(folder) -> int:
+    "Epochs that the resumable fit checkpointed in `folder` has completed (0 when there is none): where a schedule resumes."
+    p = Path(folder)/'last.pth'
+    return int(_load(p, 'cpu')['epochs_done']) if p.exists() else 0
+
 # %% ../nbs/06_training.ipynb
 def cpu_bf16_supported() -> bool:
     "Whether this CPU has native bfloat16 arithmetic for oneDNN (AVX512-BF16 or AMX)."
@@ -284,9 +287,9 @@ def make_learner(dls: DataLoaders, model: nn.Module, loss_func, lr: float = 1e-3
     "A fastai Learner (Keras-like Adam by default), mixed precision where the hardware has it, stopped loudly by a non-finite loss."
     opt_func = opt_func or partial(Adam, mom=0.9, sqr_mom=0.999, eps=1e-7, wd=0.0)
     learn = Learner(dls, model.to(dls.device), loss_func=loss_func, opt_func=opt_func, lr=lr, cbs=[NonFiniteStop(), *L(cbs)])
-    if not progress:
+    if not progress:    # no bar and no printed epoch lines: the epoch log is `fit_until_plateau`'s history.csv
         from fastai.callback.progress import ProgressCallback
-        learn.remove_cb(ProgressCallback)
+        learn.remove_cb(ProgressCallback); learn.logger = noop
     if mixed and dls.device.type == 'cuda': learn.to_fp16()
     elif mixed and dls.device.type == 'cpu' and cpu_bf16_supported(): learn.add_cb(BFloat16CPU())
     return learn
