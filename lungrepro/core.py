@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb 2
 from __future__ import annotations
-import configparser, contextlib, hashlib, json, os, random, re, tempfile, time
+import configparser, contextlib, hashlib, json, os, random, re, tempfile
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import numpy as np
