@@ -4,14 +4,15 @@
 
 # %% ../nbs/07_cli.ipynb 2
 from __future__ import annotations
-import argparse, os, re, sys, time, warnings
+import argparse, os, re, sys, threading, time, warnings
 from pathlib import Path
 import nbformat
 import pandas as pd
-from .core import SCALES, get_scale, runs_dir, project_root, save_csv, set_lidc_path, lidc_path, LIDCPathError
+from .core import SCALES, get_scale, runs_dir, figures_dir, project_root, save_csv, save_table, set_lidc_path, lidc_path, LIDCPathError, cpu_peak
 
 # %% auto 0
-__all__ = ['MAX_SIZE', 'PATIENT_ID', 'ChainError', 'chain_notebooks', 'reproduce', 'folder_problem', 'extract_command', 'main']
+__all__ = ['MAX_SIZE', 'PATIENT_ID', 'ChainError', 'chain_notebooks', 'LoadSampler', 'reproduce', 'folder_problem',
+           'extract_command', 'main']
 
 # %% ../nbs/07_cli.ipynb
 class ChainError(RuntimeError):
@@ -31,6 +32,31 @@ def chain_notebooks(nbs_dir: Path|str|None = None) -> list[Path]:
         return any('parameters' in c.get('metadata', {}).get('tags', []) for c in cells)
     return [p for p in sorted(nbs_dir.glob('[0-9][0-9]_*.ipynb')) if has_params(p)]
 
+class LoadSampler:
+    "Mean of the 1-minute load average, sampled every `every` seconds in a background thread while in the `with` block."
+    def __init__(self, every: float = 5.0): self.every, self.samples, self._stop = every, [], threading.Event()
+    def _run(self):
+        while True:
+            self.samples.append(os.getloadavg()[0])
+            if self._stop.wait(self.every): return
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._run, daemon=True); self._thread.start(); return self
+    def __exit__(self, *exc): self._stop.set(); self._thread.join()
+    @property
+    def mean(self) -> float: return round(sum(self.samples) / len(self.samples), 2) if self.samples else float('nan')
+
+def _record_timing(row: dict, csv: Path, sc, source: str, seed: int) -> pd.DataFrame:
+    "Add (or replace) one notebook's row in `csv` and rewrite the chain_timings table; returns all rows."
+    old = pd.read_csv(csv).reindex(columns=list(row)) if csv.exists() else pd.DataFrame(columns=list(row))   # rows from before a column existed: NaN there
+    t = pd.concat([old[old.notebook != row['notebook']], pd.DataFrame([row])]).sort_values('notebook')
+    save_csv(t, csv)
+    cpu = cpu_peak()
+    save_table(t, 'chain_timings', figures_dir(sc), 'Wall time of each notebook of the chain', source, sc.name, 'as in each notebook', seed,
+               notes=f"Machine: {cpu['model']}, {os.cpu_count()} cores, torch threads {cpu['threads']}. load: the mean 1-minute "
+                     "load average while the notebook ran (about 2 when its own two threads are all that runs on two cores; "
+                     "more means other work shared the cores). Written by `lungrepro reproduce`.")
+    return t
+
 def reproduce(scale: str = 'demo', source: str = 'phantom', seed: int = 0, lidc_path: str|None = None,
               out: Path|str|None = None, nbs_dir: Path|str|None = None, only: list|None = None) -> pd.DataFrame:
     "Execute the chain with papermill; returns one row per notebook with its wall time."
@@ -46,17 +72,18 @@ def reproduce(scale: str = 'demo', source: str = 'phantom', seed: int = 0, lidc_
     for nb in nbs:
         print(f'[lungrepro] {nb.name} ({sc.name}, {source}) ...', flush=True)
         t0 = time.perf_counter()
-        try:
-            pm.execute_notebook(nb, out/nb.name, parameters=params, cwd=str(nb.parent), kernel_name='python3',
-                                progress_bar=False, log_output=False)
-        except pm.PapermillExecutionError as e:
-            raise ChainError(f"{nb.name} failed in cell {e.cell_index} (execution count {e.exec_count}): "
-                             f"{e.ename}: {e.evalue}\n  executed notebook: {out/nb.name}") from None
-        rows.append(dict(notebook=nb.name, seconds=round(time.perf_counter() - t0, 1)))
-        print(f'[lungrepro] {nb.name} done in {rows[-1]["seconds"]} s', flush=True)
-    summary = pd.DataFrame(rows).assign(scale=sc.name, source=source, seed=seed)
-    save_csv(summary, out.parent/'chain_timings.csv')
-    return summary
+        with LoadSampler() as load:
+            try:
+                pm.execute_notebook(nb, out/nb.name, parameters=params, cwd=str(nb.parent), kernel_name='python3',
+                                    progress_bar=False, log_output=False)
+            except pm.PapermillExecutionError as e:
+                raise ChainError(f"{nb.name} failed in cell {e.cell_index} (execution count {e.exec_count}): "
+                                 f"{e.ename}: {e.evalue}\n  executed notebook: {out/nb.name}") from None
+        rows.append(dict(notebook=nb.name, seconds=round(time.perf_counter() - t0, 1), load=load.mean,
+                         finished=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())))
+        _record_timing(rows[-1], out.parent/'chain_timings.csv', sc, source, seed)
+        print(f'[lungrepro] {nb.name} done in {rows[-1]["seconds"]} s (mean load {load.mean})', flush=True)
+    return pd.DataFrame(rows).assign(scale=sc.name, source=source, seed=seed)
 
 # %% ../nbs/07_cli.ipynb
 MAX_SIZE = 512        # a whole 512² slice as a crop; a 51 mm cube at 0.1 mm voxels, finer than any CT
