@@ -198,8 +198,15 @@ class NonFiniteStop(Callback):
     def after_loss(self):
         if not torch.isfinite(self.learn.loss).all(): self._stop(f'loss ({float(self.learn.loss):g})')
     def after_backward(self):
-        if getattr(self.learn, 'scaler', None) is not None: return   # fp16 loss scaling skips inf steps itself
+        scaler = getattr(self.learn, 'scaler', None)
+        if scaler is not None and scaler.is_enabled(): return        # fp16 loss scaling skips inf steps itself (bf16's scaler is off)
         if _nonfinite([p.grad for p in self.learn.model.parameters()]): self._stop('gradient')
+
+def _stateful_cbs(learn: Learner) -> dict:
+    "The callbacks of `learn` with state of their own to checkpoint, by name."
+    return {c.name: c for c in learn.cbs if hasattr(type(c), 'checkpoint_state')}
+
+def _cb_states(learn: Learner) -> dict: return {k: c.checkpoint_state() for k, c in _stateful_cbs(learn).items()}
 
 class PlateauCheckpoint(TrackerCallback):
     "Early stopping on `monitor` (the validation loss), keeping the best weights and a resumable checkpoint every epoch."
@@ -227,7 +234,7 @@ class PlateauCheckpoint(TrackerCallback):
         self.history.append(dict(zip(['epoch'] + list(rec.metric_names[1:-1]), [epoch] + [float(v) for v in rec.values[-1]])))
         save_csv(pd.DataFrame(self.history), self.folder/'history.csv')
         _save(dict(model=state, opt=self.learn.opt.state_dict(), epochs_done=epoch + 1,
-                   best=float(self.best), wait=self.wait, history=self.history,
+                   best=float(self.best), wait=self.wait, history=self.history, cbs=_cb_states(self.learn),
                    rng=(random.getstate(), np.random.get_state(), torch.get_rng_state(), self.dls.train.rng.getstate())),
               self.folder/'last.pth')
         if self.wait >= self.patience: raise CancelFitException()
@@ -245,6 +252,9 @@ def fit_until_plateau(learn: Learner, folder, patience: int, max_epochs: int, lr
         state = _load(folder/'last.pth', dev)
         learn.model.load_state_dict(state['model'])
         learn.create_opt(); learn.opt.load_state_dict(state['opt'])
+        for k, c in _stateful_cbs(learn).items():
+            if k not in state.get('cbs', {}): raise ValueError(f"{folder/'last.pth'} holds no state for the callback {k}: resume with the callbacks it was written with")
+            c.load_checkpoint_state(state['cbs'][k])
         py, npy, tch, dl = state['rng']
         random.setstate(py); np.random.set_state(npy); torch.set_rng_state(tch); learn.dls.train.rng.setstate(dl)
     cb = PlateauCheckpoint(folder, patience, monitor, state['epochs_done'], state['best'], state['wait'], state['history'])
