@@ -4,6 +4,7 @@
 
 # %% ../nbs/31_nam.ipynb 2
 from __future__ import annotations
+import warnings
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -26,8 +27,8 @@ from .training import make_learner, fit_until_plateau, epochs_done, evaluating
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'GAP_TAPS', 'GAP_LR', 'SEG_STATUS', 'vgg16_cfg', 'GAPVGG16', 'load_vgg16_features',
            'NAMSliceDataset', 'nam_dls', 'EpochDecay', 'gap_splitter', 'train_gap', 'nam_maps', 'nam_blobs',
            'refine_scope', 'ICMResult', 'icm_phases', 'lowest_phase', 'nam_candidates', 'masked_images',
-           'rnam_energies', 'NAMSegmentation', 'segment_slices', 'slice_scores', 'table1_row', 'mixture_sd',
-           'nodules_detected']
+           'rnam_energies', 'NAMSegmentation', 'segment_slices', 'slice_scores', 'table1_row', 'slice_accuracy',
+           'mixture_sd', 'nodules_detected']
 
 # %% ../nbs/31_nam.ipynb
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -240,7 +241,9 @@ def _kmeans_init(v: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     "Means and SDs of `k` 1D k-means clusters of `v`, started at the means of its k quantile bins, by increasing mean."
     q = np.quantile(v, np.linspace(0, 1, k + 1))
     start = np.array([v[(v >= a) & (v <= b)].mean() if ((v >= a) & (v <= b)).any() else (a + b) / 2 for a, b in zip(q, q[1:])])
-    mu, lab = kmeans2(v[:, None], start[:, None] + 1e-9 * np.arange(k)[:, None], minit='matrix', missing='warn')
+    with warnings.catch_warnings():             # an empty cluster (a flat slice) keeps its start and the SD floor
+        warnings.simplefilter('ignore')
+        mu, lab = kmeans2(v[:, None], start[:, None] + 1e-9 * np.arange(k)[:, None], minit='matrix', missing='warn')
     mu = mu[:, 0]
     sd = np.array([v[lab == j].std() if (lab == j).sum() > 1 else 0.0 for j in range(k)])
     o = np.argsort(mu)
@@ -386,10 +389,11 @@ def _touching(pred: np.ndarray, gt: np.ndarray) -> tuple[int, int]:
     return k, n - k
 
 def slice_scores(preds, gt, labels, spacing, components: bool = False) -> pd.DataFrame:
-    "Per-slice TP / FP / FP_nodule, Dice (0 unless TP), DOA (mm², TP only) and GT size of masks `preds` (N, H, W) against label maps `gt` (N, H, W)."
+    "Per-slice TP / FP / FP_nodule, Dice (0 unless TP), DOA (mm², TP only) and GT size of masks `preds` (N, H, W) against label maps `gt` (N, H, W); `spacing` (N, 2) or (2,) mm."
     preds, gt = np.asarray(preds, bool), np.asarray(gt) > 0
-    labels, spacing = np.asarray(labels).astype(bool), np.asarray(spacing, float).reshape(len(preds), -1)
-    if preds.shape != gt.shape or len(labels) != len(preds) or spacing.shape[1] != 2:
+    labels, spacing = np.asarray(labels).astype(bool), np.asarray(spacing, float)
+    if spacing.shape == (2,): spacing = np.broadcast_to(spacing, (len(preds), 2))
+    if preds.shape != gt.shape or len(labels) != len(preds) or spacing.shape != (len(preds), 2):
         raise ValueError(f"preds {preds.shape}, gt {gt.shape}, labels {labels.shape}, spacing {spacing.shape} do not fit")
     px = spacing[:, 0] * spacing[:, 1]
     rows = []
@@ -414,6 +418,12 @@ def table1_row(scores: pd.DataFrame) -> dict:
     return dict(TPR=len(T) / len(P) if len(P) else np.nan, FPR=float(N.fp.mean()) if len(N) else np.nan,
                 FPR_nodule=float(P.fp_nodule.mean()) if len(P) else np.nan, dice=d, dice_sd=dsd, tp_dice=td,
                 tp_dice_sd=tdsd, tp_doa_mm2=doa, tp_doa_sd=doasd, n_pos=len(P), n_neg=len(N), n_tp=len(T))
+
+def slice_accuracy(p_nodule, labels) -> float:
+    "Classification accuracy: the share of slices whose argmax class (nodule ⇔ p_nodule ≥ ½) is their label."
+    p, y = np.asarray(p_nodule, float), np.asarray(labels).astype(bool)
+    if p.shape != y.shape: raise ValueError(f"{p.shape} probabilities for {y.shape} labels")
+    return float(((p >= 0.5) == y).mean())
 
 def mixture_sd(p: float, mean: float, sd: float, n: int|None = None) -> float:
     "SD of a mixture of a share `p` of values (mean, population SD `sd`) and 1 − p zeros; the sample SD of `n` values with `n`."
