@@ -12,7 +12,7 @@ from skimage.transform import resize
 from fastprogress.fastprogress import progress_bar
 from .core import get_scale, Scale, cache_dir, code_key, params_key, save_csv, save_npz, load_npz
 from .lidc import annotation_table, nodule_table, nodule_masks, get_annotations, all_scans, get_scan, masks_on_volume, EmptyAnnotationError
-from .data import ct_source, window, extraction_code_key
+from .data import ct_source, window, extraction_code_key, _crop2d
 
 # %% auto 0
 __all__ = ['STAPLE_THRESHOLD', 'STRATA', 'CROP', 'NAM_SLICES', 'staple', 'overlapping', 'nodule_slice_table', 'slice_table',
@@ -128,10 +128,7 @@ def lungs(hu: np.ndarray) -> np.ndarray:
 
 def _crop_resize(img: np.ndarray, cy: int, cx: int, size: int, cval: float) -> np.ndarray:
     "The `CROP`² square of `img` centred at (cy, cx) (padded with `cval`), resized to `size`² with anti-aliasing."
-    y0, x0 = cy - CROP // 2, cx - CROP // 2
-    out = np.full((CROP, CROP), cval, np.float32)
-    ys, xs = slice(max(y0, 0), min(y0 + CROP, img.shape[0])), slice(max(x0, 0), min(x0 + CROP, img.shape[1]))
-    out[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0] = img[ys, xs]
+    out = _crop2d(np.asarray(img, np.float32), cy, cx, CROP, cval)
     return out if size == CROP else resize(out, (size, size), order=1, anti_aliasing=True, preserve_range=True).astype(np.float32)
 
 def scan_slices(scan, src, table: pd.DataFrame, nodules: pd.DataFrame, size: int, seed: int = 0) -> dict:
