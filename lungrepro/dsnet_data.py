@@ -12,7 +12,7 @@ import numpy as np, pandas as pd
 from .core import cache_dir, save_npz, load_npz, params_key, get_scale, Scale
 from .lidc import nodule_masks, get_annotations, get_scan, masks_on_volume, EmptyAnnotationError
 from .data import ct_source, window, _crop2d, _code_key, CODE_MODULES, nodule_file, image_nodules
-from .softmask import consensus_mask, extract_soft_masks
+from .softmask import consensus_mask, extract_soft_masks, softmask_dir
 
 # %% auto 0
 __all__ = ['PAPER_LIDC_SPLIT', 'PAPER_LNSM_SPLIT', 'N_READERS', 'CONTEXT', 'DSNET_DATA_CODE', 'four_reader_nodules',
@@ -142,12 +142,20 @@ class DSNetSet:
         "The troubles, counted, for a table's notes."
         return f"{self.name}: " + ('; '.join(f"{k} {v}" for k, v in sorted(self.notes.items())) or 'no troubles')
 
-def _soft_set(name: str, nod: pd.DataFrame, strategy: str, target: int, seed: int, binary: str) -> DSNetSet:
+def _soft_masks_in_workers(paths: list, strategy: str, target: int, seed: int, n_jobs: int):
+    "Make the missing soft masks of `paths` in joblib worker processes (the cache is then read by the caller)."
+    from joblib import Parallel, delayed
+    todo = [p for p in paths if not (softmask_dir(Path(p).parent, strategy, target, seed=seed)/Path(p).name).exists()]
+    if todo: Parallel(n_jobs=min(n_jobs, len(todo)))(delayed(extract_soft_masks)(list(c), strategy, target, seed=seed)
+                                                     for c in np.array_split(np.array(todo), min(n_jobs, len(todo))))
+
+def _soft_set(name: str, nod: pd.DataFrame, strategy: str, target: int, seed: int, binary: str, n_jobs: int = 2) -> DSNetSet:
     "The arrays of one dataset from its extracted crops: binary target = consensus ('consensus') or binarised α ('alpha')."
     notes = Counter()
     for f in nod.crop_flags:
         for t in f.split(): notes[f'crop {t}'] += 1
     nod = nod[nod.extracted].reset_index(drop=True)
+    _soft_masks_in_workers(nod.path.tolist(), strategy, target, seed, n_jobs)
     sm = extract_soft_masks(nod.path.tolist(), strategy, target, seed=seed)
     for s in sm.status: notes[f'soft mask {s}'] += s != 'ok'
     notes['soft mask Dice vs consensus < 0.8 (manual-selection proxy)'] = int((sm.dice_consensus < 0.8).sum())
@@ -180,5 +188,5 @@ def dsnet_sets(scale: str|Scale, source: str = 'phantom', seed: int = 0, n_scans
     crops = extract_keyslices(pd.concat([four, other]).drop_duplicates(['scan_id', 'nodule']), source, 64, seed, lidc_path, n_jobs)
     look = crops.set_index(['scan_id', 'nodule'])[['path', 'crop_flags', 'extracted']]
     four, other = (d.join(look, on=['scan_id', 'nodule']) for d in (four, other))
-    return {'lidc': _soft_set('LIDC protocol (4 readers, strategy 2)', four, 'doctors', target, seed, 'consensus'),
-            'standin': _soft_set('LNSM stand-in (simulated RECIST, strategy 3)', other, 'recist', target, seed, 'alpha')}
+    return {'lidc': _soft_set('LIDC protocol (4 readers, strategy 2)', four, 'doctors', target, seed, 'consensus', n_jobs),
+            'standin': _soft_set('LNSM stand-in (simulated RECIST, strategy 3)', other, 'recist', target, seed, 'alpha', n_jobs)}
