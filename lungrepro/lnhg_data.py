@@ -6,17 +6,17 @@ import inspect, io, warnings
 import numpy as np, pandas as pd
 from scipy import ndimage as ndi
 from skimage.transform import resize
-from .core import get_scale, Scale, cache_dir, code_key, params_key, save_csv, save_npz, load_npz
+from .core import get_scale, Scale, cache_dir, params_key, save_npz, load_npz
 from .lidc import annotation_table, nodule_table, nodule_masks, get_annotations, all_scans, masks_on_volume, EmptyAnnotationError
 from .data import ct_source, window, extraction_code_key, shared_folds, fold_role
-from .slices import lungs
+from .slices import lungs, nodule_slice_table, CONSENSUS
 
 # %% auto 0
-__all__ = ['LNHG_SIZE', 'CONSENSUS', 'SUBTYPES', 'LNHG_DATA', 'downsample', 'triples', 'subtype', 'touches_wall',
-           'consensus_slice_table', 'lnhg_counts', 'scan_volumes', 'lnhg_data_dir', 'choose_scans', 'lnhg_data']
+__all__ = ['LNHG_SIZE', 'SUBTYPES', 'LNHG_DATA', 'downsample', 'triples', 'subtype', 'touches_wall', 'consensus_slice_table',
+           'lnhg_counts', 'scan_volumes', 'lnhg_data_dir', 'choose_scans', 'lnhg_data']
 
 # %% ../nbs/41_lnhg_data.ipynb
-LNHG_SIZE, CONSENSUS = 256, 0.5
+LNHG_SIZE = 256
 SUBTYPES = ('solid', 'juxta-pleural', 'juxta-vascular', 'GGN')
 
 def downsample(img: np.ndarray, size: int = LNHG_SIZE) -> np.ndarray:
@@ -43,27 +43,10 @@ def touches_wall(own: np.ndarray, lung: np.ndarray, others: np.ndarray) -> bool:
     return bool((ring & ~ndi.binary_fill_holes(lung)).any())
 
 # %% ../nbs/41_lnhg_data.ipynb
-def _consensus_slices(r) -> list[dict]:
-    "One row per slice on which the ≥ `CONSENSUS` consensus of nodule `r` is non-empty (512² pixels)."
-    try: nm = nodule_masks(get_annotations(r.annotation_ids))
-    except EmptyAnnotationError: return []
-    c = nm.masks.mean(0) >= CONSENSUS
-    px = c.sum((1, 2))
-    return [dict(patient_id=r.patient_id, scan_id=r.scan_id, nodule=r.nodule, agreement=r.agreement, z=float(z), px=int(px[t]))
-            for t, z in enumerate(nm.z) if px[t] > 0]
-
-def consensus_slice_table(n_scans: int|None = None, progress: bool = False, n_jobs: int = -1) -> pd.DataFrame:
-    "One row per (nodule, consensus slice) over the first `n_scans` scans (all by default); cached, keyed by the code."
-    nod = nodule_table(annotation_table(n_scans, progress=False))
-    code = code_key('lungrepro.lidc') + inspect.getsource(_consensus_slices)
-    path = cache_dir()/'lnhg'/f"consensus-slices-{params_key(n=n_scans, c=CONSENSUS, code=code)}.csv"
-    if path.exists(): return pd.read_csv(path)
-    from joblib import Parallel, delayed
-    from fastprogress.fastprogress import progress_bar
-    jobs = Parallel(n_jobs=n_jobs, return_as='generator', batch_size=8)(delayed(_consensus_slices)(r) for r in nod.itertuples())
-    df = pd.DataFrame([row for rows in progress_bar(jobs, total=len(nod), display=progress) for row in rows])
-    save_csv(df, path)
-    return df
+def consensus_slice_table(n_scans: int|None = None, progress: bool = False) -> pd.DataFrame:
+    "One row per (nodule, slice) on which the nodule's ≥ `CONSENSUS` consensus is non-empty: `slices.nodule_slice_table`'s rows with `consensus_px` > 0."
+    ns = nodule_slice_table(n_scans, progress=progress)
+    return ns[ns.consensus_px > 0].reset_index(drop=True)
 
 def lnhg_counts(cs: pd.DataFrame) -> pd.DataFrame:
     "Nodules, consensus nodule-slices, distinct images, 3-slice volumes and single-slice nodules by agreement level, with the paper's row."

@@ -15,8 +15,9 @@ from .lidc import annotation_table, nodule_table, nodule_masks, get_annotations,
 from .data import ct_source, window, extraction_code_key, _crop2d
 
 # %% auto 0
-__all__ = ['STAPLE_THRESHOLD', 'STRATA', 'CROP', 'NAM_SLICES', 'staple', 'overlapping', 'nodule_slice_table', 'slice_table',
-           'first_scans', 'nam_counts', 'patient_split', 'lungs', 'scan_slices', 'nam_slices_dir', 'nam_slices']
+__all__ = ['STAPLE_THRESHOLD', 'CONSENSUS', 'STRATA', 'CROP', 'NAM_SLICES', 'staple', 'overlapping', 'nodule_slice_table',
+           'slice_table', 'first_scans', 'nam_counts', 'patient_split', 'lungs', 'scan_slices', 'nam_slices_dir',
+           'nam_slices']
 
 # %% ../nbs/30_slices.ipynb
 STAPLE_THRESHOLD = 0.5
@@ -33,22 +34,25 @@ def overlapping(masks) -> np.ndarray:
     return (np.asarray(masks, bool).sum(0) >= 2).any((1, 2))
 
 # %% ../nbs/30_slices.ipynb
+CONSENSUS = 0.5                                     # share of a nodule's readers that makes the consensus label
+
 def _nodule_slices(r) -> list[dict]:
-    "One row per slice of nodule `r` that any reader drew on: readers, A10 overlap, STAPLE pixels."
+    "One row per slice of nodule `r` that any reader drew on: readers, A10 overlap, STAPLE and ≥ `CONSENSUS` consensus pixels."
     try: anns = get_annotations(r.annotation_ids); nm = nodule_masks(anns)
     except EmptyAnnotationError: return []
     zs = np.asarray(anns[0].scan.slice_zvals, float)
     st = staple(nm.masks)
     readers, ov, px = nm.masks.any((2, 3)).sum(0), overlapping(nm.masks), st.sum((1, 2))
+    cpx = (nm.masks.mean(0) >= CONSENSUS).sum((1, 2))
     return [dict(patient_id=r.patient_id, scan_id=r.scan_id, nodule=r.nodule, agreement=r.agreement,
                  k=int(np.argmin(np.abs(zs - z))), z=float(z), thickness=float(anns[0].scan.slice_thickness), readers=int(readers[t]), qualifies=bool(ov[t]),
-                 staple_px=int(px[t])) for t, z in enumerate(nm.z) if readers[t] > 0]
+                 staple_px=int(px[t]), consensus_px=int(cpx[t])) for t, z in enumerate(nm.z) if readers[t] > 0]
 
 def nodule_slice_table(n_scans: int|None = None, progress: bool = True, n_jobs: int = -1) -> pd.DataFrame:
     "One row per (nodule, slice) drawn by any reader, over the first `n_scans` scans (all 1,018 by default); cached, keyed by the code that makes it."
     nod = nodule_table(annotation_table(n_scans, progress=False))
     code = code_key('lungrepro.lidc') + ''.join(inspect.getsource(f) for f in (staple, overlapping, _nodule_slices))
-    path = cache_dir()/'slices'/f"nodule-slices-{params_key(n=n_scans, thr=STAPLE_THRESHOLD, code=code)}.csv"
+    path = cache_dir()/'slices'/f"nodule-slices-{params_key(n=n_scans, thr=STAPLE_THRESHOLD, c=CONSENSUS, code=code)}.csv"
     if path.exists(): return pd.read_csv(path)
     from joblib import Parallel, delayed
     jobs = Parallel(n_jobs=n_jobs, return_as='generator', batch_size=8)(delayed(_nodule_slices)(r) for r in nod.itertuples())
