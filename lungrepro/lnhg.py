@@ -19,7 +19,9 @@ from .perceptual import VGGFeatures
 # %% auto 0
 __all__ = ['lnhg_adam', 'LNHGGenerator', 'LNHGCritic', 'generator_params', 'critic_params', 'LNHGLoss', 'HalvingLR',
            'lnhg_learner', 'GIoURPN', 'GIoURoIHeads', 'anchor_sizes', 'lnhg_detector', 'fuse', 'slice_detection_counts',
-           'detection_scores', 'render_heterogeneity', 'generator_macs', 'benchmark_generator']
+           'detection_scores', 'slice_rows', 'nodule_slices', 'nodule_centre', 'CropVolumes', 'SliceCrops',
+           'infer_volumes', 'nodule_dc', 'choose_score_threshold', 'render_heterogeneity', 'generator_macs',
+           'benchmark_generator']
 
 # %% ../nbs/40_lnhg.ipynb
 def _conv3(cin, cout): return nn.Conv3d(cin, cout, 3, 1, 1)
@@ -139,13 +141,15 @@ def anchor_sizes(size: int, base=(32, 64, 128), ref: int = 512) -> tuple:
     "The official anchors (32, 64, 128 px on `ref`² slices) scaled to `size`²."
     return tuple(max(1, round(a * size / ref)) for a in base)
 
-def lnhg_detector(size: int = 256, arch: str = 'resnet18', giou: bool = True, anchors=None, **kw) -> FasterRCNN:
-    "Faster R-CNN on a from-scratch ResNet C4 trunk (`arch`), nodule + background, anchors scaled to `size`, GIoU box losses when `giou`."
+def lnhg_detector(size: int = 256, arch: str = 'resnet18', giou: bool = True, anchors=None, trunk: str = 'C4', **kw) -> FasterRCNN:
+    "Faster R-CNN on a from-scratch ResNet `trunk` ('C4': to layer3, stride 16; 'C3': to layer2, stride 8), nodule + background, anchors scaled to `size`, GIoU box losses when `giou`."
+    if trunk not in ('C3', 'C4'): raise ValueError(f"trunk must be 'C3' or 'C4', not {trunk!r}")
     r = getattr(torchvision.models, arch)(weights=None)
-    trunk = nn.Sequential(r.conv1, r.bn1, r.relu, r.maxpool, r.layer1, r.layer2, r.layer3)
-    trunk.out_channels = [m for m in r.layer3.modules() if isinstance(m, nn.BatchNorm2d)][-1].num_features
+    last = r.layer3 if trunk == 'C4' else r.layer2
+    body = nn.Sequential(r.conv1, r.bn1, r.relu, r.maxpool, r.layer1, r.layer2, *([r.layer3] if trunk == 'C4' else []))
+    body.out_channels = [m for m in last.modules() if isinstance(m, nn.BatchNorm2d)][-1].num_features
     ag = AnchorGenerator((anchors or anchor_sizes(size),), ((0.5, 1.0, 2.0),))
-    m = FasterRCNN(trunk, num_classes=2, rpn_anchor_generator=ag, box_roi_pool=MultiScaleRoIAlign(['0'], 7, 2),
+    m = FasterRCNN(body, num_classes=2, rpn_anchor_generator=ag, box_roi_pool=MultiScaleRoIAlign(['0'], 7, 2),
                    min_size=size, max_size=size, image_mean=[0.5] * 3, image_std=[0.25] * 3, rpn_post_nms_top_n_test=300, **kw)
     if giou: m.rpn.__class__, m.roi_heads.__class__ = GIoURPN, GIoURoIHeads     # same state, GIoU losses
     return m
@@ -184,6 +188,69 @@ def detection_scores(counts) -> dict:
     tp, fp, fn = (sum(c[k] for c in counts) for k in ('tp', 'fp', 'fn'))
     P = tp / (tp + fp) if tp + fp else float('nan'); R = tp / (tp + fn) if tp + fn else float('nan')
     return dict(tp=tp, fp=fp, fn=fn, precision=P, recall=R, f1=2 * P * R / (P + R) if P + R > 0 else float('nan'))
+
+# %% ../nbs/40_lnhg.ipynb
+def slice_rows(volumes, role: str) -> np.ndarray:
+    "Sorted slice rows of the volumes of `role`."
+    return np.unique(volumes.loc[volumes.role == role, ['s0', 's1', 's2']].to_numpy())
+
+def nodule_slices(data: dict, n) -> list:
+    "Sorted slice rows of nodule row `n` (its `scan_id`, `nodule`) over all its volumes."
+    V = data['volumes']
+    return sorted({k for v in V[(V.scan_id == n.scan_id) & (V.nodule == n.nodule)].itertuples() for k in (v.s0, v.s1, v.s2)})
+
+def nodule_centre(data: dict, v) -> tuple:
+    "Centre (y, x) of volume `v`'s own nodule on its slices (the slice centre if it vanished at this size)."
+    own = data['own']; m = np.stack([own[k] == v.nodule + 1 for k in (v.s0, v.s1, v.s2)]).any(0)
+    return tuple(np.argwhere(m).mean(0).round().astype(int)) if m.any() else (own.shape[-2] // 2, own.shape[-1] // 2)
+
+class CropVolumes(torch.utils.data.Dataset):
+    "(CT crop (1, 3, c, c), label crop) of volumes `rows` of `data`, the nodule at a random offset (fixed per item and `seed` when `fixed`)."
+    def __init__(self, data: dict, rows, crop: int, fixed: bool = False, seed: int = 0):
+        self.data, self.c, self.fixed, self.seed = data, crop, fixed, seed
+        self.v = data['volumes'].iloc[np.asarray(rows, int)].reset_index(drop=True)
+        self.centres = [nodule_centre(data, v) for v in self.v.itertuples()]
+    def __len__(self): return len(self.v)
+    def origin(self, i) -> tuple:
+        rng = np.random.default_rng([self.seed, i]) if self.fixed else None
+        draw = (lambda a, b: int(rng.integers(a, b))) if self.fixed else (lambda a, b: int(torch.randint(a, b, ())))
+        H = self.data['image'].shape[-1]; m = min(self.c // 4, 8)
+        return tuple(int(np.clip(c - draw(m, self.c - m), 0, H - self.c)) for c in self.centres[i])
+    def __getitem__(self, i):
+        v = self.v.iloc[i]; y0, x0 = self.origin(i)
+        sl = ([v.s0, v.s1, v.s2], slice(y0, y0 + self.c), slice(x0, x0 + self.c))
+        return torch.from_numpy(self.data['image'][sl][None].copy()), torch.from_numpy(self.data['label'][sl][None].astype(np.float32))
+
+class SliceCrops(torch.utils.data.Dataset):
+    "Single slices (1, c, c) of `CropVolumes`: item i is slice i % 3 of volume i // 3."
+    def __init__(self, vols: CropVolumes): self.vols = vols
+    def __len__(self): return 3 * len(self.vols)
+    def __getitem__(self, i):
+        x, y = self.vols[i // 3]; return x[:, i % 3], y[:, i % 3]
+
+def infer_volumes(g: nn.Module, data: dict, vrows, bf16: bool = False) -> dict:
+    "Slice row → output (H, W) of generator `g` (eval) on the whole volumes `vrows` of `data`, in bfloat16 autocast when `bf16`."
+    out, image = {}, data['image']
+    with torch.inference_mode(), torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
+        for v in data['volumes'].iloc[np.asarray(vrows, int)].itertuples():
+            ks = [v.s0, v.s1, v.s2]
+            if all(k in out for k in ks): continue
+            y = g(torch.from_numpy(image[ks])[None, None]).float()[0, 0].numpy()
+            for j, k in enumerate(ks): out.setdefault(k, y[j])
+    return out
+
+def nodule_dc(data: dict, mask: dict, n, threshold: float = 0.5) -> float:
+    "DC (%) of nodule row `n`: the 3D components of `mask` (slice row → array, ≥ `threshold`) over its slices that overlap its own consensus mask."
+    ks = nodule_slices(data, n)
+    r = np.stack([data['own'][k] == n.nodule + 1 for k in ks]); g = np.stack([mask[k] >= threshold for k in ks])
+    lab, _ = ndimage.label(g, np.ones((3, 3, 3)))
+    g = np.isin(lab, np.unique(lab[r & (lab > 0)]))
+    return 200.0 * (r & g).sum() / (r.sum() + g.sum()) if r.any() else float('nan')
+
+def choose_score_threshold(dets: dict, gts: dict, thresholds=(0.5, 0.3, 0.2, 0.1, 0.05, 0.02)) -> tuple[float, dict]:
+    "The threshold of `thresholds` with the highest F1 (any overlap) of the boxes in `dets` (k → boxes, scores) against `gts` (k → boxes), and F1 by threshold."
+    f1 = {t: detection_scores([slice_detection_counts(d['boxes'][d['scores'] >= t], gts[k], None) for k, d in dets.items()])['f1'] for t in thresholds}
+    return max(thresholds, key=lambda t: (np.nan_to_num(f1[t], nan=-1.0), t)), f1
 
 # %% ../nbs/40_lnhg.ipynb
 def render_heterogeneity(ct: np.ndarray, output: np.ndarray, mask: np.ndarray|None = None) -> np.ndarray:
