@@ -7,7 +7,7 @@ from scipy import ndimage
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler, combined_cos
 from fastai.callback.training import GradientClip
-from .training import make_learner
+from .training import make_learner, evaluating
 
 # %% auto 0
 __all__ = ['boxes_of', 'DetSlices', 'DetectorLoss', 'detector_loss', 'DetectorLossLog', 'detector_learner', 'detect']
@@ -73,12 +73,9 @@ def detector_learner(dls, det: nn.Module, lr: float, clip: float|None = 1.0, one
 # %% ../nbs/62_detection.ipynb
 def detect(det: nn.Module, slices, bs: int = 8) -> list[dict]:
     "Boxes (n, 4) and scores (n,) of `det` (eval mode) on each (H, W) array of `slices`."
-    out, was = [], det.training
-    det.eval()
-    try:
-        with torch.inference_mode():
-            for i in range(0, len(slices), bs):
-                ims = [torch.as_tensor(np.asarray(s, np.float32))[None].expand(3, -1, -1) for s in slices[i:i + bs]]
-                out += [dict(boxes=o['boxes'].numpy(), scores=o['scores'].numpy()) for o in det(ims)]
-    finally: det.train(was)
+    out = []
+    with evaluating(det):
+        for i in range(0, len(slices), bs):
+            ims = [torch.as_tensor(np.asarray(s, np.float32))[None].expand(3, -1, -1) for s in slices[i:i + bs]]
+            out += [dict(boxes=o['boxes'].numpy(), scores=o['scores'].numpy()) for o in det(ims)]
     return out
