@@ -15,6 +15,7 @@ from fastai.optimizer import Adam
 from scipy import ndimage
 from .adversarial import gan_learner, WGANGP
 from .perceptual import VGGFeatures
+from .metrics import dice
 
 # %% auto 0
 __all__ = ['lnhg_adam', 'LNHGGenerator', 'LNHGCritic', 'generator_params', 'critic_params', 'LNHGLoss', 'HalvingLR',
@@ -245,7 +246,7 @@ def nodule_dc(data: dict, mask: dict, n, threshold: float = 0.5) -> float:
     r = np.stack([data['own'][k] == n.nodule + 1 for k in ks]); g = np.stack([mask[k] >= threshold for k in ks])
     lab, _ = ndimage.label(g, np.ones((3, 3, 3)))
     g = np.isin(lab, np.unique(lab[r & (lab > 0)]))
-    return 200.0 * (r & g).sum() / (r.sum() + g.sum()) if r.any() else float('nan')
+    return 100.0 * dice(g, r) if r.any() else float('nan')
 
 def choose_score_threshold(dets: dict, gts: dict, thresholds=(0.5, 0.3, 0.2, 0.1, 0.05, 0.02)) -> tuple[float, dict]:
     "The threshold of `thresholds` with the highest F1 (any overlap) of the boxes in `dets` (k → boxes, scores) against `gts` (k → boxes), and F1 by threshold."
