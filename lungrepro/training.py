@@ -21,8 +21,8 @@ from .core import load_npz, atomic_path, get_device, seed_everything, save_csv
 # %% auto 0
 __all__ = ['NoduleArrays', 'AnnotationDataset', 'fold_dls', 'annotation_dls', 'random_affines', 'transform_points',
            'affine_volumes', 'RandomAffine', 'NonFiniteError', 'NonFiniteStop', 'PlateauCheckpoint',
-           'fit_until_plateau', 'epochs_done', 'cpu_bf16_supported', 'BFloat16CPU', 'make_learner', 'param_count',
-           'evaluating']
+           'fit_until_plateau', 'epochs_done', 'cpu_bf16_supported', 'fp32_small_conv3d', 'BFloat16CPU', 'make_learner',
+           'param_count', 'evaluating']
 
 # %% ../nbs/06_training.ipynb
 _META = ('patient_id', 'scan_id', 'nodule', 'agreement', 'texture_class', 'mean_texture', 'radius', 'diameter', 'coverage')
@@ -278,10 +278,34 @@ def cpu_bf16_supported() -> bool:
     try: return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except Exception: return False
 
+def _fp32_if_small(conv: nn.Conv3d, args):
+    "Forward pre-hook: leave autocast for this call when an input axis is shorter than the kernel (oneDNN's bf16 bug)."
+    x = args[0]
+    if torch.is_autocast_enabled('cpu') and any(s < k for s, k in zip(x.shape[2:], conv.kernel_size)):
+        conv._fp32_ctx = torch.autocast('cpu', enabled=False); conv._fp32_ctx.__enter__()
+        return (x.float(), *args[1:])
+
+def _fp32_exit(conv: nn.Conv3d, args, out):
+    "Forward hook: back into autocast after `_fp32_if_small` left it."
+    ctx = conv.__dict__.pop('_fp32_ctx', None)
+    if ctx is not None: ctx.__exit__(None, None, None)
+
+def fp32_small_conv3d(model: nn.Module) -> list:
+    "Hook every `nn.Conv3d` of `model` so that calls on inputs smaller than the kernel run in float32; the hook handles."
+    return [h for m in model.modules() if isinstance(m, nn.Conv3d)
+            for h in (m.register_forward_pre_hook(_fp32_if_small), m.register_forward_hook(_fp32_exit))]
+
 class BFloat16CPU(Callback):
-    "Mixed precision on a CPU: forward pass and loss under bfloat16 autocast (fastai's `MixedPrecision` is CUDA-only)."
+    "Mixed precision on a CPU: forward and loss under bfloat16 autocast (fastai's is CUDA-only); tiny-input Conv3d calls in float32."
     order = 10
     ctx = None
+    hooks = ()
+    def before_fit(self):
+        self.remove_hooks(); self.hooks = fp32_small_conv3d(self.learn.model)
+    def remove_hooks(self):
+        "Take `fp32_small_conv3d`'s hooks off the model."
+        for h in self.hooks: h.remove()
+        self.hooks = ()
     def before_batch(self):
         self.close()
         self.ctx = torch.autocast('cpu', dtype=torch.bfloat16); self.ctx.__enter__()
@@ -290,7 +314,7 @@ class BFloat16CPU(Callback):
         if self.ctx is not None: self.ctx.__exit__(None, None, None); self.ctx = None
     def after_loss(self): self.close()
     def after_cancel_batch(self): self.close()
-    def after_fit(self): self.close()
+    def after_fit(self): self.close(); self.remove_hooks()
 
 def make_learner(dls: DataLoaders, model: nn.Module, loss_func, lr: float = 1e-3, cbs=None, opt_func=None,
                  progress: bool = False, mixed: bool = True) -> Learner:
