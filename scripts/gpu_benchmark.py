@@ -51,6 +51,8 @@ def main(out: Path, device: str = 'cuda', H: int = 256, base: int = 64, mm: int 
     bs, n = 12, 12 * batches
     vols = [(torch.rand(1, 3, H, H), torch.rand(1, 3, H, H)) for _ in range(n)]
     vgg = VGGFeatures()
+    rate1, _ = train_rate(lambda: lnhg_learner(dls_of(vols, vols[:bs], bs, dev), LNHGGenerator(), LNHGCritic((3, H, H)), vgg.to(dev),
+                                               n_critic=1), n, bs)
     rate, prec = train_rate(lambda: lnhg_learner(dls_of(vols, vols[:bs], bs, dev), LNHGGenerator(), LNHGCritic((3, H, H)), vgg.to(dev),
                                                  n_critic=5), n, bs)
     with torch.device('meta'): macs = generator_macs(LNHGGenerator(), (1, 1, 3, H, H))   # counted, not computed
@@ -59,6 +61,8 @@ def main(out: Path, device: str = 'cuda', H: int = 256, base: int = 64, mm: int 
     rows.append(dict(paper='LNHG', what='training step: G + 5 critic steps (WGAN-GP) + VGG-19 loss, batch 12', precision=prec,
                      unit='volumes/s (3×256²)', value=rate, ceiling_share=3 * macs * rate / mm_bf16,
                      paper_scale=f"160 epochs × {n_vol} volumes ≈ {160 * n_vol / rate / 3600:.1f} h per fold (extrapolated)"))
+    rows.append(dict(paper='LNHG', what='the same with n_critic = 1 (the demo setting)', precision=prec, unit='volumes/s (3×256²)',
+                     value=rate1, ceiling_share=3 * macs * rate1 / mm_bf16, paper_scale=''))
     g = LNHGGenerator().to(dev).eval(); xb = torch.rand(bs, 1, 3, H, H, device=dev)
     with torch.inference_mode(), torch.autocast(dev.type, torch.bfloat16):
         t = median_time(lambda: g(xb), 1.0)
@@ -98,8 +102,8 @@ def main(out: Path, device: str = 'cuda', H: int = 256, base: int = 64, mm: int 
     if dev.type != 'cuda': return df
     save_table(df, 'gpu_benchmark', out, f'LNHG and DSNet at the paper presets on one {gpu}: training and inference throughput',
                source='synthetic inputs of the paper shapes (speed only)', scale='paper preset', folds='n/a', seed='n/a',
-               notes=f"{gpu}, torch {torch.__version__}, CUDA {torch.version.cuda}; dense bf16 matmul ceiling measured here "
-                     f"{mm_bf16 / 1e12:.0f} TMAC/s (8192³). ceiling_share = MACs done per second (training ≈ 3 × forward) / that ceiling. "
+               notes=f"{gpu}, torch {torch.__version__}, CUDA {torch.version.cuda}, TF32 matmul {torch.backends.cuda.matmul.allow_tf32}, TF32 cuDNN {torch.backends.cudnn.allow_tf32}; dense bf16 matmul ceiling measured here "
+                     f"{mm_bf16 / 1e12:.0f} TMAC/s (8192³). ceiling_share = the network's MACs per second (training ≈ 3 × forward) / that ceiling; for LNHG's training rows the generator's MACs only: the critic's steps, whose WGAN-GP penalty runs in float32 with autocast off, come on top (their cost is the gap between the n_critic = 5 and n_critic = 1 rows). "
                      "Training rates: the second one-epoch fit of the package's Learner (fastai; on CUDA it picks the precision), "
                      "validation excluded, CUDA synchronised. The random-feature VGG-19 (no ImageNet weights here) costs the same as "
                      "ImageNet's. Paper-scale times are extrapolations: rate × epochs × items, with LNHG's volume count from "
