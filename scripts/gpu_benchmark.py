@@ -10,6 +10,7 @@ import sys, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastai.callback.core import Callback
+from fastai.callback.fp16 import MixedPrecision, AMPMode
 from fastai.data.core import DataLoaders
 from lungrepro.core import save_table, median_time
 from lungrepro.lnhg import LNHGGenerator, LNHGCritic, lnhg_learner, lnhg_detector, generator_macs
@@ -26,12 +27,12 @@ class TrainClock(Callback):
     def before_train(self): self._sync(); self.t0 = time.perf_counter()
     def after_train(self): self._sync(); self.times.append(time.perf_counter() - self.t0)
 
-def train_rate(make_learn, n_items: int, bs: int) -> tuple[float, str]:
+def train_rate(make_learn, n_items: int) -> tuple[float, str]:
     "Items/s of the second of two one-epoch fits (the first warms cuDNN and the allocator); and the precision used."
     clock = TrainClock(); learn = make_learn(); learn.add_cb(clock)
     learn.fit(1); learn.fit(1)
-    mp = [c for c in learn.cbs if type(c).__name__ == 'MixedPrecision']
-    prec = 'float32' if not mp else 'bfloat16' if 'bf16' in str(mp[0].amp_mode).lower() else 'float16'
+    mp = [c for c in learn.cbs if isinstance(c, MixedPrecision)]
+    prec = 'float32' if not mp else 'bfloat16' if mp[0].amp_mode == AMPMode.BF16 else 'float16'
     return n_items / clock.times[-1], prec
 
 class OneInput(list):
@@ -52,9 +53,9 @@ def main(out: Path, device: str = 'cuda', H: int = 256, base: int = 64, mm: int 
     vols = [(torch.rand(1, 3, H, H), torch.rand(1, 3, H, H)) for _ in range(n)]
     vgg = VGGFeatures()
     rate1, _ = train_rate(lambda: lnhg_learner(dls_of(vols, vols[:bs], bs, dev), LNHGGenerator(), LNHGCritic((3, H, H)), vgg.to(dev),
-                                               n_critic=1), n, bs)
+                                               n_critic=1), n)
     rate, prec = train_rate(lambda: lnhg_learner(dls_of(vols, vols[:bs], bs, dev), LNHGGenerator(), LNHGCritic((3, H, H)), vgg.to(dev),
-                                                 n_critic=5), n, bs)
+                                                 n_critic=5), n)
     with torch.device('meta'): macs = generator_macs(LNHGGenerator(), (1, 1, 3, H, H))   # counted, not computed
     counts = pd.read_csv(Path(__file__).parents[1]/'figures'/'lnhg_counts.csv')
     n_vol = int(str(counts.loc[counts.rule.str.contains('≥ 1 annotator'), '3-slice volumes'].iloc[0]))
@@ -72,7 +73,7 @@ def main(out: Path, device: str = 'cuda', H: int = 256, base: int = 64, mm: int 
     im = torch.rand(1, H, H); boxes = torch.full((8, 4), -1.0); boxes[0] = torch.tensor([100., 100., 112., 112.])
     dets = [(im, boxes, torch.zeros(())) for _ in range(8 * batches)]
     rate, prec = train_rate(lambda: detector_learner(dls_of(dets, dets[:8], 8, dev), lnhg_detector(H, trunk='C4'), 1e-5, clip=None,
-                                                     one_cycle=False), len(dets), 8)
+                                                     one_cycle=False), len(dets))
     rows.append(dict(paper='LNHG', what='Faster R-CNN (ResNet-18 C4, GIoU) training step, batch 8', precision=prec, unit='images/s (256²)',
                      value=rate, ceiling_share=np.nan, paper_scale=''))
     det = lnhg_detector(H, trunk='C4').to(dev).eval(); ims = [torch.rand(3, H, H, device=dev) for _ in range(8)]
@@ -87,7 +88,7 @@ def main(out: Path, device: str = 'cuda', H: int = 256, base: int = 64, mm: int 
             def make(name=name, b=b, items=items):
                 m, loss = dsnet_variant(name, teacher, base=base, depth=4)
                 return dsnet_learner(dls_of(items, OneInput(items[:b]), b, dev), m, **loss)
-            rate, prec = train_rate(make, len(items), b)
+            rate, prec = train_rate(make, len(items))
             with torch.device('meta'): mac = macs_per_crop(dsnet_variant(name, SRGenerator(4, base, 16), base=base, depth=4)[0], torch.rand(1, 1, size, size))
             m = dsnet_variant(name, teacher, base=base, depth=4)[0]
             rows.append(dict(paper='DSNet', what=f"{name} training step{' (S + pixel critic)' if 'GAN' in name else ''}, batch {b}", precision=prec,
